@@ -1,0 +1,188 @@
+"""Typed data objects that flow one way: dataset -> featurizer -> model -> predictions.
+
+A :class:`SynergyData` is what a dataset plugin yields: a combination table (one row per ordered
+tuple of k >= 2 drugs and a cell line, indexed by a stable ``row_id``), its named targets, entity
+tables for drugs and cell lines, and any omics matrices. ``validate()`` turns every inconsistency
+into a one-line :class:`~synbench.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+TaskType = Literal["regression", "classification"]
+TASK_TYPES = ("regression", "classification")
+CELL = "cell_line"
+N_DRUGS = "n_drugs"
+
+
+def drug_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``drug_1 .. drug_K`` columns of a combination table, in order."""
+    cols = [c for c in frame.columns if c.startswith("drug_") and c[5:].isdigit()]
+    return sorted(cols, key=lambda c: int(c[5:]))
+
+
+def _preview(values, limit: int = 5) -> str:
+    values = [str(v) for v in values]
+    more = f" (+{len(values) - limit} more)" if len(values) > limit else ""
+    return ", ".join(values[:limit]) + more
+
+
+@dataclass(frozen=True)
+class Target:
+    """A named prediction target of a dataset.
+
+    A classification target may be derived from a regression column by a threshold
+    (``label = source > threshold``), e.g. D1's ``loewe_gt30``.
+    """
+
+    name: str
+    task: TaskType
+    column: str
+    description: str = ""
+    threshold: float | None = None
+
+    def values(self, combinations: pd.DataFrame) -> pd.Series:
+        raw = combinations[self.column]
+        if self.threshold is None:
+            return raw.astype(float).rename(self.name)
+        labels = (raw.astype(float) > self.threshold).astype(float)
+        return labels.where(raw.notna()).rename(self.name)
+
+
+@dataclass
+class SynergyData:
+    """A loaded dataset: combinations, targets, entities, omics, and the checksums of its files."""
+
+    name: str
+    combinations: pd.DataFrame
+    targets: dict[str, Target]
+    drugs: pd.DataFrame
+    cell_lines: pd.DataFrame
+    omics: dict[str, pd.DataFrame] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)
+    fold_column: str | None = None
+
+    # -- access -------------------------------------------------------------------------------
+    @property
+    def drug_columns(self) -> list[str]:
+        return drug_columns(self.combinations)
+
+    def target(self, name: str) -> Target:
+        from .registry import suggest
+
+        if name not in self.targets:
+            raise DataError(f"dataset '{self.name}' has no target '{name}'{suggest(name, self.targets)}")
+        return self.targets[name]
+
+    def labels(self, target: str) -> pd.Series:
+        return self.target(target).values(self.combinations)
+
+    def entity_rows(self) -> pd.DataFrame:
+        """The entity columns only: drugs, cell line and k; what a model may see of a row."""
+        return self.combinations[self.drug_columns + [CELL, N_DRUGS]]
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self) -> "SynergyData":
+        c, where = self.combinations, f"dataset '{self.name}'"
+        if c.index.name != "row_id":
+            raise DataError(f"{where}: combination table must be indexed by 'row_id'")
+        if len(c) == 0:
+            raise DataError(f"{where}: combination table is empty")
+        if c.index.has_duplicates:
+            dups = c.index[c.index.duplicated()].unique()
+            raise DataError(f"{where}: duplicate row ids {_preview(dups)}")
+        dcols = self.drug_columns
+        if len(dcols) < 2:
+            raise DataError(f"{where}: needs at least the columns drug_1 and drug_2, found {dcols}")
+        for col in (CELL, N_DRUGS):
+            if col not in c.columns:
+                raise DataError(f"{where}: missing column '{col}'")
+        if c[CELL].isna().any():
+            raise DataError(f"{where}: {int(c[CELL].isna().sum())} rows have no cell line")
+        present = c[dcols].notna().sum(axis=1)
+        if (present < 2).any():
+            raise DataError(f"{where}: rows with fewer than two drugs: {_preview(c.index[present < 2])}")
+        if not (present == c[N_DRUGS]).all():
+            raise DataError(f"{where}: column '{N_DRUGS}' disagrees with the drug columns")
+        known_drugs = set(self.drugs.index)
+        used = pd.unique(c[dcols].to_numpy().ravel())
+        unknown = sorted(str(d) for d in used if isinstance(d, str) and d not in known_drugs)
+        if unknown:
+            raise DataError(f"{where}: drugs not in the drug table: {_preview(unknown)}")
+        unknown_cells = sorted(set(c[CELL]) - set(self.cell_lines.index))
+        if unknown_cells:
+            raise DataError(f"{where}: cell lines not in the cell-line table: {_preview(unknown_cells)}")
+        if not self.targets:
+            raise DataError(f"{where}: declares no target")
+        for target in self.targets.values():
+            if target.task not in TASK_TYPES:
+                raise DataError(f"{where}: target '{target.name}' has unknown task '{target.task}'")
+            if target.column not in c.columns:
+                raise DataError(f"{where}: target '{target.name}' needs missing column '{target.column}'")
+            try:
+                raw = pd.to_numeric(c[target.column], errors="raise")
+            except (ValueError, TypeError):
+                raise DataError(f"{where}: target column '{target.column}' is not numeric") from None
+            bad = ~np.isfinite(raw.to_numpy(dtype=float))
+            if bad.any():
+                raise DataError(
+                    f"{where}: target '{target.name}' has {int(bad.sum())} NaN or infinite values "
+                    f"(rows {_preview(c.index[bad])})"
+                )
+            if target.task == "classification" and target.threshold is None:
+                classes = set(np.unique(raw))
+                if not classes <= {0, 1}:
+                    raise DataError(f"{where}: classification target '{target.name}' must be 0/1, found {_preview(sorted(classes))}")
+        if self.fold_column is not None:
+            if self.fold_column not in c.columns:
+                raise DataError(f"{where}: missing fold column '{self.fold_column}'")
+            if c[self.fold_column].isna().any():
+                raise DataError(f"{where}: {int(c[self.fold_column].isna().sum())} rows have no fold")
+        for name, matrix in self.omics.items():
+            if matrix.isna().to_numpy().any():
+                raise DataError(f"{where}: omics matrix '{name}' contains NaN values")
+        return self
+
+
+@dataclass
+class FeatureSet:
+    """Features of entities, made by one featurizer.
+
+    ``drugs`` and ``cell_lines`` map entity name -> feature. For ``kind='tabular'`` they are
+    numeric frames (one row per entity); for ``'text'`` string series; for ``'graph'`` series of
+    graph objects. ``info`` records what was used (gene set, fingerprint size, encoder...).
+    """
+
+    featurizer: str
+    kind: Literal["tabular", "text", "graph"]
+    drugs: pd.DataFrame | pd.Series | None = None
+    cell_lines: pd.DataFrame | pd.Series | None = None
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    """What a model sees: entity rows (no labels of other rows), their features, and labels.
+
+    ``rows`` holds ``drug_1..drug_K``, ``cell_line`` and ``n_drugs`` indexed by ``row_id``;
+    ``y`` is aligned with ``rows`` (None at prediction time).
+    """
+
+    rows: pd.DataFrame
+    features: dict[str, FeatureSet]
+    task: TaskType
+    y: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, row_ids) -> "Batch":
+        pos = self.rows.index.get_indexer(row_ids)
+        return Batch(self.rows.iloc[pos], self.features, self.task, None if self.y is None else self.y[pos])

@@ -1,0 +1,94 @@
+"""Leaderboards: pure functions of stored results, never of a retrained model.
+
+Rows are methods (model, featurizers, profile); columns are (dataset, target, metric) cells of
+``mean ± std`` over folds (sample standard deviation, ddof=1), followed by the average rank per
+metric across dataset/target pairs (BAITSAO Fig. 3a). A method that does not have every fold of a
+cell shows how many it has, and it is not ranked on that cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .registry import get_registry
+
+METHOD_COLS = ["model", "featurizers", "profile"]
+
+
+@dataclass
+class Leaderboard:
+    summary: pd.DataFrame  # tidy: method x dataset x target x metric with mean, std, n_folds, expected, rank
+    ranks: pd.DataFrame  # method x metric average rank
+
+    def wide(self) -> pd.DataFrame:
+        s = self.summary.copy()
+        s["cell"] = [_fmt(m, sd, n, e) for m, sd, n, e in zip(s["mean"], s["std"], s["n_folds"], s["expected"])]
+        s["column"] = s["dataset"] + "/" + s["target"] + " " + s["metric"]
+        order = list(dict.fromkeys(s.sort_values(["dataset", "target", "metric_order"])["column"]))
+        wide = s.pivot_table(index=METHOD_COLS, columns="column", values="cell", aggfunc="first")[order]
+        rank_cols = self.ranks.pivot_table(index=METHOD_COLS, columns="metric", values="avg_rank")
+        rank_cols.columns = [f"avg rank {c}" for c in rank_cols.columns]
+        wide = wide.join(rank_cols, how="left")
+        first_rank = [c for c in wide.columns if c.startswith("avg rank")]
+        if first_rank:
+            wide = wide.sort_values(first_rank[0], na_position="last")
+        return wide.reset_index().fillna("")
+
+    def to_csv(self, path) -> None:
+        self.summary.drop(columns=["metric_order"]).to_csv(path, index=False, float_format="%.6g")
+
+    def to_markdown(self) -> str:
+        wide = self.wide()
+        header = list(wide.columns)
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        for _, row in wide.iterrows():
+            lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def _fmt(mean, std, n, expected) -> str:
+    if not np.isfinite(mean):
+        return "n/a"
+    text = f"{mean:.3f} ± {std:.3f}" if np.isfinite(std) else f"{mean:.3f}"
+    return text if n == expected else f"{text} ({n}/{expected} folds)"
+
+
+def build(metrics: pd.DataFrame, metric_names=None, registry=None) -> Leaderboard:
+    """Summarise a tidy metrics frame (see ``Store.metrics_frame``)."""
+    registry = registry or get_registry()
+    known = {e.name: e.obj for e in registry.entries("metric")}
+    if metric_names is None:
+        metric_names = [m.name for m in known.values() if m.headline]
+    frame = metrics[metrics["metric"].isin(metric_names)]
+    if frame.empty:
+        return Leaderboard(pd.DataFrame(columns=METHOD_COLS + ["dataset", "target", "metric", "mean", "std", "n_folds", "expected", "metric_order"]),
+                           pd.DataFrame(columns=METHOD_COLS + ["metric", "avg_rank"]))
+    keys = METHOD_COLS + ["dataset", "target", "split", "metric"]
+    summary = frame.groupby(keys, dropna=False)["value"].agg(
+        mean=lambda v: float(np.mean(v)) if np.isfinite(v).all() else float("nan"),
+        std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 and np.isfinite(v).all() else float("nan"),
+        n_folds="size",
+    ).reset_index()
+    expected = frame.groupby(["dataset", "target", "split"])["fold"].nunique().rename("expected").reset_index()
+    summary = summary.merge(expected, on=["dataset", "target", "split"])
+    summary["metric_order"] = summary["metric"].map({n: i for i, n in enumerate(metric_names)})
+
+    # Rank within each (dataset, target, metric) among complete methods; NaN (undefined) ranks last.
+    summary["rank"] = np.nan
+    for _, idx in summary.groupby(["dataset", "target", "split", "metric"]).groups.items():
+        cell = summary.loc[idx]
+        complete = cell[cell["n_folds"] == cell["expected"]]
+        higher = known[cell["metric"].iloc[0]].higher_is_better
+        score = complete["mean"].fillna(-np.inf if higher else np.inf)
+        summary.loc[complete.index, "rank"] = score.rank(ascending=not higher, method="average")
+    ranks = summary.groupby(METHOD_COLS + ["metric"], dropna=False)["rank"].mean().rename("avg_rank").reset_index()
+    return Leaderboard(summary, ranks)

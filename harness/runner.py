@@ -1,0 +1,345 @@
+"""The runner: a run is a grid of independent, serialisable jobs.
+
+``plan()`` expands datasets x targets x models x folds into :class:`Job` objects, skipping
+model/task pairs a model does not support. ``prepare()`` computes and stores the split tables
+once, so every model sees the same splits, and checks every fold can be trained and scored.
+``execute()`` runs one job start to finish in any process; ``run()`` hands the unfinished jobs
+to an executor and skips those already in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from . import provenance
+from .base import Profile
+from .data import Batch, SynergyData
+from .errors import ConfigError, SynbenchError
+from .features import featurize
+from .metrics import score_predictions
+from .registry import get_registry, suggest
+from .splits import check_splits, fold_ids, make_splits
+from .store import Store
+
+SELECTION_METRIC = {"regression": ("mse", False), "classification": ("roc_auc", True)}
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything needed to run one (dataset, target, model, fold) anywhere. JSON-serialisable."""
+
+    dataset: str
+    target: str
+    model: str
+    featurizers: tuple[str, ...]
+    profile: str
+    split: str
+    n_folds: int
+    fold: int
+    seed: int
+    params: tuple[tuple[str, object], ...] = ()  # user overrides of model hyperparameters
+
+    @property
+    def job_id(self) -> str:
+        identity = json.dumps({k: v for k, v in asdict(self).items()}, sort_keys=True, default=str)
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+        return f"{self.dataset}.{self.target}.{self.model}.f{self.fold}.{digest}"
+
+    @property
+    def split_key(self) -> tuple[str, str, int, int]:
+        return (self.dataset, self.split, self.n_folds, self.seed)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["featurizers"] = list(self.featurizers)
+        d["params"] = dict(self.params)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Job":
+        d = dict(d)
+        d["featurizers"] = tuple(d["featurizers"])
+        d["params"] = tuple(sorted(dict(d.get("params", {})).items()))
+        return cls(**d)
+
+    def describe(self) -> str:
+        return f"{self.dataset}/{self.target} {self.model} fold {self.fold}"
+
+
+@dataclass
+class RunSettings:
+    data_dir: str | None = None
+    threads: int | None = None  # per job; None = all cores
+    use_feature_cache: bool = True
+
+
+# -- loading --------------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def load_dataset(name: str, data_dir: str | None = None) -> SynergyData:
+    cls = get_registry().dataset(name)
+    data = cls().load(data_dir)
+    if not isinstance(data, SynergyData):
+        from .errors import PluginError
+
+        raise PluginError(f"dataset '{name}' returned {type(data).__name__}, not SynergyData")
+    return data.validate()
+
+
+# -- planning -------------------------------------------------------------------------------------
+def resolve_profile(model_cls, profile: str) -> Profile:
+    if profile not in model_cls.profiles:
+        raise ConfigError(f"model '{model_cls.name}' has no profile '{profile}'{suggest(profile, model_cls.profiles)}")
+    return model_cls.profiles[profile]
+
+
+def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=None, n_folds=5, seed=0,
+         folds=None, params=None, data_dir=None) -> list[Job]:
+    """Expand the grid. ``targets=None`` means every target of each dataset; ``split=None`` means the
+    dataset's published folds when it has them, else ``random``."""
+    registry = get_registry()
+    params = tuple(sorted((params or {}).items()))
+    jobs = []
+    for model_name in models:
+        model_cls = registry.model(model_name)
+        resolve_profile(model_cls, profile)
+        valid_params = set(model_cls.param_names())
+        for key, _ in params:
+            if key not in valid_params:
+                raise ConfigError(f"model '{model_name}' has no parameter '{key}'{suggest(key, valid_params)}")
+        feats = tuple(featurizers) if featurizers else tuple(model_cls.featurizers)
+        for f in feats:
+            registry.featurizer(f)
+    for ds_name in datasets:
+        registry.dataset(ds_name)
+        data = load_dataset(ds_name, data_dir)
+        scheme = split or ("published" if data.fold_column else "random")
+        ds_targets = targets or list(data.targets)
+        for t in ds_targets:
+            data.target(t)
+        n = data.combinations[data.fold_column].nunique() if scheme == "published" else n_folds
+        chosen_folds = list(range(n)) if folds is None else list(folds)
+        for f in chosen_folds:
+            if not 0 <= f < n:
+                raise ConfigError(f"fold {f} is out of range for {n} folds")
+        for t in ds_targets:
+            task = data.targets[t].task
+            for model_name in models:
+                model_cls = registry.model(model_name)
+                if task not in model_cls.tasks:
+                    continue  # e.g. a classification-only method on a regression target
+                feats = tuple(featurizers) if featurizers else tuple(model_cls.featurizers)
+                for f in chosen_folds:
+                    jobs.append(Job(ds_name, t, model_name, feats, profile, scheme, n, f, seed, params))
+    return jobs
+
+
+def prepare(jobs: list[Job], store: Store, data_dir=None) -> None:
+    """Compute, store and check the split tables the jobs need (once per dataset/scheme/seed)."""
+    checked = set()
+    for job in jobs:
+        if job.split_key not in checked:
+            data = load_dataset(job.dataset, data_dir)
+            table = make_splits(data, job.split, job.n_folds, job.seed)
+            store.save_splits(store.split_path(*job.split_key), table)
+            checked.add(job.split_key)
+        key = job.split_key + (job.target,)
+        if key not in checked:
+            data = load_dataset(job.dataset, data_dir)
+            target = data.target(job.target)
+            check_splits(store.load_splits(store.split_path(*job.split_key)), data.labels(job.target), target.task,
+                         where=f"{job.dataset}/{job.target} ({job.split}): ")
+            checked.add(key)
+
+
+# -- one job --------------------------------------------------------------------------------------
+def _set_threads(n: int | None) -> None:
+    if n is None:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
+def n_threads() -> int:
+    """Threads a model may use inside one job (set by the executor)."""
+    return int(os.environ.get("SYNBENCH_THREADS") or os.cpu_count() or 1)
+
+
+def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, search_space: dict) -> tuple[dict, list]:
+    """Random search on the inner validation split only (never the test fold)."""
+    if profile.search_trials <= 0 or not search_space:
+        return {}, []
+    from sklearn.model_selection import ParameterSampler
+
+    metric_name, higher = SELECTION_METRIC[model.task]
+    registry = get_registry()
+    metric = registry.metric(metric_name)
+    search_train = train
+    if profile.search_max_rows and len(train) > profile.search_max_rows:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(train), profile.search_max_rows, replace=False))
+        search_train = train.subset(train.rows.index[keep])
+    trials = []
+    for config in ParameterSampler(search_space, n_iter=profile.search_trials, random_state=seed):
+        candidate = model.clone(**config)
+        candidate.fit(search_train, valid if model.uses_validation else None)
+        score = metric.fn(valid.y, np.asarray(candidate.predict(valid), dtype=float))
+        trials.append({"params": config, metric_name: score})
+    finite = [t for t in trials if np.isfinite(t[metric_name])]
+    if not finite:
+        return {}, trials
+    best = (max if higher else min)(finite, key=lambda t: t[metric_name])
+    return dict(best["params"]), trials
+
+
+def execute(job: Job, store: Store, settings: RunSettings | None = None) -> dict | None:
+    """Run one job and store it. Returns the record, or None if the store already had it."""
+    settings = settings or RunSettings()
+    if store.has_job(job.job_id):
+        return None
+    if settings.threads:
+        os.environ["SYNBENCH_THREADS"] = str(settings.threads)
+        _set_threads(settings.threads)
+    registry = get_registry()
+    data = load_dataset(job.dataset, settings.data_dir)
+    target = data.target(job.target)
+    model_cls = registry.model(job.model)
+    profile = resolve_profile(model_cls, job.profile)
+    ids = fold_ids(store.load_splits(store.split_path(*job.split_key)), job.fold)
+    labels = data.labels(job.target)
+
+    t0 = time.perf_counter()
+    features = {name: featurize(data, name, registry=registry, use_cache=settings.use_feature_cache) for name in job.featurizers}
+    featurize_seconds = time.perf_counter() - t0
+
+    entity_rows = data.entity_rows()
+    y = labels.to_numpy(dtype=float)
+    full = Batch(entity_rows, features, target.task, y)
+    inner_train, inner_valid = full.subset(ids["train"]), full.subset(ids["valid"])
+    test = full.subset(ids["test"])
+    test.y = None  # a model never sees test labels
+
+    base_params = {**profile.params, **dict(job.params)}
+    try:
+        model = model_cls(task=target.task, seed=job.seed, **base_params)
+    except TypeError as exc:
+        raise ConfigError(f"model '{job.model}' rejected its parameters: {exc}") from None
+    with provenance.PeakMemory() as memory:
+        t0 = time.perf_counter()
+        search_space = {k: v for k, v in model_cls.search_space.items() if k not in dict(job.params)}
+        chosen, trials = _select(model, profile, inner_train, inner_valid, job.seed * 100 + job.fold, search_space)
+        search_seconds = time.perf_counter() - t0
+        final = model.clone(**chosen)
+        t0 = time.perf_counter()
+        if model_cls.uses_validation:
+            final.fit(inner_train, inner_valid)
+        else:  # without early stopping the validation rows are training rows again
+            final.fit(full.subset(ids["train"].append(ids["valid"])))
+        fit_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        y_pred = np.asarray(final.predict(test), dtype=float).reshape(-1)
+        extra = final.extra_outputs(test)
+        predict_seconds = time.perf_counter() - t0
+    if len(y_pred) != len(test):
+        from .errors import PluginError
+
+        raise PluginError(f"model '{job.model}' returned {len(y_pred)} predictions for {len(test)} rows")
+    predictions = pd.DataFrame({"y_pred": y_pred, **{k: np.asarray(v) for k, v in extra.items()}}, index=test.rows.index)
+    predictions.index.name = "row_id"
+    metrics = score_predictions(predictions, labels, target.task, registry)
+    predictions.insert(0, "y_true", labels.loc[predictions.index].to_numpy())
+    record = {
+        "job_id": job.job_id,
+        "job": job.to_dict(),
+        "task": target.task,
+        "params": {**final.get_params()},
+        "selected_params": chosen,
+        "search": trials,
+        "metrics": metrics,
+        "n_rows": {"train": len(ids["train"]), "valid": len(ids["valid"]), "test": len(ids["test"])},
+        "timing": {"featurize_seconds": featurize_seconds, "search_seconds": search_seconds,
+                   "fit_seconds": fit_seconds, "predict_seconds": predict_seconds},
+        "resources": {"peak_memory_mb": round(memory.peak_mb, 1), "start_memory_mb": round(memory.start_mb, 1),
+                      "threads": n_threads(), "device": getattr(final, "device_", "cpu")},
+        "feature_info": {name: fs.info for name, fs in features.items()},
+        "provenance": {"versions": provenance.package_versions(), "git_commit": provenance.git_commit(),
+                       "plugin_package": registry.entry("model", job.model).package,
+                       "plugin_version": registry.entry("model", job.model).version,
+                       "data_checksums": data.checksums, "machine": provenance.machine(),
+                       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+    }
+    store.write_job(job.job_id, json.loads(json.dumps(record, default=_jsonable)), predictions)
+    return record
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+# -- executors ------------------------------------------------------------------------------------
+def _execute_in_worker(job_dict: dict, store_root: str, settings: dict):
+    job = Job.from_dict(job_dict)
+    try:
+        record = execute(job, Store(store_root), RunSettings(**settings))
+    except SynbenchError as exc:
+        return job_dict, None, str(exc)
+    return job_dict, record, None
+
+
+def run(jobs: list[Job], store: Store, settings: RunSettings | None = None, executor: str = "inline", n_jobs: int = 1,
+        progress=None, on_done=None) -> dict:
+    """Run the jobs that the store does not have yet. Returns counts of done/skipped/failed."""
+    settings = settings or RunSettings()
+    pending = [j for j in jobs if not store.has_job(j.job_id)]
+    summary = {"planned": len(jobs), "skipped": len(jobs) - len(pending), "done": 0, "failed": []}
+    if not pending:
+        return summary
+    prepare(pending, store, settings.data_dir)
+    if executor == "inline" or n_jobs <= 1:
+        for job in pending:
+            if progress:
+                progress(job, "start", None)
+            record = execute(job, store, settings)
+            summary["done"] += 1
+            if on_done:
+                on_done(job, record)
+        return summary
+    if executor != "process":
+        raise ConfigError(f"unknown executor '{executor}'{suggest(executor, ['inline', 'process'])}")
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = settings.threads or max(1, (os.cpu_count() or 1) // n_jobs)
+    worker_settings = {**settings.__dict__, "threads": threads}
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_execute_in_worker, j.to_dict(), str(store.root), worker_settings) for j in pending]
+        for fut in as_completed(futures):
+            job_dict, record, error = fut.result()
+            job = Job.from_dict(job_dict)
+            if error:
+                summary["failed"].append((job, error))
+            else:
+                summary["done"] += 1
+            if on_done:
+                on_done(job, record)
+    if summary["failed"]:
+        job, error = summary["failed"][0]
+        raise SynbenchError(f"{len(summary['failed'])} job(s) failed; first: {job.describe()}: {error}")
+    return summary

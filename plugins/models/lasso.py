@@ -1,0 +1,32 @@
+"""Lasso: L1-penalised linear regression / L1-penalised logistic regression (BAITSAO baseline)."""
+
+from synbench.base import Real
+from synbench.hookspecs import hookimpl
+from synbench.tabular import TabularModel
+
+
+class LassoModel(TabularModel):
+    name = "lasso"
+    description = "Lasso regression / L1 logistic regression on standardised tabular features"
+    reference = "Tibshirani 1996; BAITSAO (Liu et al. 2025) baseline"
+    featurizers = ("chem", "expression")
+    search_space = {"alpha": Real(1.0, 10.0)}  # BAITSAO Table 1
+
+    def __init__(self, task="regression", seed=0, alpha=1.0, combine="mean", max_iter=2000):
+        self.task, self.seed, self.alpha, self.combine, self.max_iter = task, seed, alpha, combine, max_iter
+
+    def make_estimator(self):
+        from sklearn.linear_model import Lasso, LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if self.task == "regression":
+            est = Lasso(alpha=self.alpha, max_iter=self.max_iter, random_state=self.seed)
+        else:  # sklearn's C is the inverse regularisation strength
+            est = LogisticRegression(l1_ratio=1.0, C=1.0 / self.alpha, solver="liblinear", max_iter=self.max_iter, random_state=self.seed)
+        return make_pipeline(StandardScaler(), est)
+
+
+@hookimpl
+def synbench_register_models():
+    return [LassoModel]
