@@ -44,12 +44,33 @@ def feature_key(featurizer_cls, params: dict, data: SynergyData) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def featurize(data: SynergyData, name: str, params: dict | None = None, registry=None, use_cache: bool = True) -> FeatureSet:
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``'expression:n_genes=1000,normalise=tanh'`` -> ``('expression', {'n_genes': 1000, 'normalise': 'tanh'})``."""
+    import ast
+
+    name, _, rest = spec.partition(":")
+    params = {}
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep:
+            from .errors import ConfigError
+
+            raise ConfigError(f"featurizer option '{item}' in '{spec}' must be NAME=VALUE")
+        try:
+            params[key.strip()] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            params[key.strip()] = raw.strip()
+    return name.strip(), params
+
+
+def featurize(data: SynergyData, spec: str, params: dict | None = None, registry=None, use_cache: bool = True) -> FeatureSet:
+    """Features for ``spec`` (a featurizer name, optionally with ``:key=value,...`` options)."""
     from .registry import get_registry
 
     registry = registry or get_registry()
+    name, spec_params = parse_spec(spec)
     cls = registry.featurizer(name)
-    params = dict(params or {})
+    params = {**spec_params, **(params or {})}
     path = cache_dir() / "features" / f"{name}-{feature_key(cls, params, data)}.pkl"
     if use_cache and path.is_file():
         try:
@@ -57,7 +78,13 @@ def featurize(data: SynergyData, name: str, params: dict | None = None, registry
                 return pickle.load(fh)
         except Exception:
             pass  # a damaged cache entry is recomputed, never trusted
-    features = cls(**params).featurize(data)
+    try:
+        featurizer = cls(**params)
+    except TypeError as exc:
+        from .errors import ConfigError
+
+        raise ConfigError(f"featurizer '{name}' rejected its options {params}: {exc}") from None
+    features = featurizer.featurize(data)
     check_feature_set(features, data, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")

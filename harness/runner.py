@@ -24,7 +24,7 @@ from . import provenance
 from .base import Profile
 from .data import Batch, SynergyData
 from .errors import ConfigError, SynbenchError
-from .features import featurize
+from .features import featurize, parse_spec
 from .metrics import score_predictions
 from .registry import get_registry, suggest
 from .splits import check_splits, fold_ids, make_splits
@@ -101,6 +101,11 @@ def resolve_profile(model_cls, profile: str) -> Profile:
     return model_cls.profiles[profile]
 
 
+def _featurizers_for(model_cls, override) -> tuple[str, ...]:
+    """``--featurizer`` replaces a model's inputs; a model that reads no features (constant) keeps none."""
+    return tuple(override) if override and model_cls.featurizers else tuple(model_cls.featurizers)
+
+
 def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=None, n_folds=5, seed=0,
          folds=None, params=None, data_dir=None) -> list[Job]:
     """Expand the grid. ``targets=None`` means every target of each dataset; ``split=None`` means the
@@ -115,9 +120,9 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
         for key, _ in params:
             if key not in valid_params:
                 raise ConfigError(f"model '{model_name}' has no parameter '{key}'{suggest(key, valid_params)}")
-        feats = tuple(featurizers) if featurizers else tuple(model_cls.featurizers)
+        feats = _featurizers_for(model_cls, featurizers)
         for f in feats:
-            registry.featurizer(f)
+            registry.featurizer(parse_spec(f)[0])
     for ds_name in datasets:
         registry.dataset(ds_name)
         data = load_dataset(ds_name, data_dir)
@@ -136,7 +141,7 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
                 model_cls = registry.model(model_name)
                 if task not in model_cls.tasks:
                     continue  # e.g. a classification-only method on a regression target
-                feats = tuple(featurizers) if featurizers else tuple(model_cls.featurizers)
+                feats = _featurizers_for(model_cls, featurizers)
                 for f in chosen_folds:
                     jobs.append(Job(ds_name, t, model_name, feats, profile, scheme, n, f, seed, params))
     return jobs

@@ -86,11 +86,13 @@ def _grouping(rows: pd.DataFrame, drug_cols: list[str], scheme: str) -> pd.Serie
 def _inner_valid(rows: pd.DataFrame, drug_cols: list[str], scheme: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split training rows into (inner train mask, inner valid mask)."""
     if scheme == "leave-drug-out":
-        n = max(2, int(round(1 / VALID_FRACTION)))
-        drug_fold = _drug_groups(rows, drug_cols, n, seed)
-        valid = _held_out_by_drug(rows, drug_cols, drug_fold, 0)
-        train = ~_held_out_by_drug(rows, drug_cols, drug_fold, 0)
-        return train, valid
+        drugs = sorted(pd.unique(rows[drug_cols].to_numpy().ravel()[pd.notna(rows[drug_cols].to_numpy().ravel())]))
+        rng = np.random.default_rng(seed)
+        held = set(rng.permutation(drugs)[: max(1, int(round(VALID_FRACTION * len(drugs))))])
+        valid = np.zeros(len(rows), dtype=bool)
+        for col in drug_cols:
+            valid |= rows[col].isin(held).to_numpy()
+        return ~valid, valid
     groups = _grouping(rows, drug_cols, scheme)
     uniq = groups.unique()
     rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ class SVMModel(TabularModel):
     search_space = {"C": Real(1.0, 5.0)}  # BAITSAO Table 1
     # Kernel SVMs scale quadratically in rows: on a CPU the search runs on a subsample of the
     # inner training rows; the final model is always fitted on all training rows.
-    profiles = {**DEFAULT_PROFILES, "cpu": Profile(search_trials=3, search_max_rows=4000, description="search on 4,000 rows")}
+    profiles = {**DEFAULT_PROFILES, "cpu": Profile(search_trials=2, search_max_rows=3000, description="2 search trials on 3,000 rows")}
 
     def __init__(self, task="regression", seed=0, C=1.0, gamma="scale", combine="mean", cache_size=2000):
         self.task, self.seed, self.C, self.gamma, self.combine, self.cache_size = task, seed, C, gamma, combine, cache_size

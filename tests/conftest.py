@@ -1,0 +1,21 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Feature and data caches go to a throwaway directory, never the user's home."""
+    os.environ["SYNBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+
+
+def real_data_dir():
+    value = os.environ.get("SYNBENCH_DATA_DIR")
+    return Path(value) if value and Path(value).is_dir() else None
+
+
+requires_real_data = pytest.mark.skipif(real_data_dir() is None, reason="SYNBENCH_DATA_DIR with the staged data is not set")

@@ -1,0 +1,46 @@
+"""Every registered plugin, built-in or third-party, passes the shared conformance checks."""
+
+import pytest
+
+from synbench.registry import get_registry
+from synbench.testing import check_dataset, check_featurizer, check_model
+
+REGISTRY = get_registry()
+
+
+@pytest.mark.parametrize("name", REGISTRY.names("model"))
+def test_model_conforms(name):
+    check_model(REGISTRY.model(name))
+
+
+@pytest.mark.parametrize("name", REGISTRY.names("featurizer"))
+def test_featurizer_conforms(name):
+    check_featurizer(REGISTRY.featurizer(name))
+
+
+@pytest.mark.parametrize("name", REGISTRY.names("dataset"))
+def test_dataset_conforms(name):
+    data = check_dataset(REGISTRY.dataset(name))
+    if name == "mock":
+        assert data is not None
+
+
+@pytest.mark.parametrize("name", REGISTRY.names("metric"))
+def test_metric_is_declared(name):
+    metric = REGISTRY.metric(name)
+    assert metric.task in ("regression", "classification")
+    assert isinstance(metric.higher_is_better, bool) and metric.description
+
+
+def test_every_hook_has_a_builtin_implementation():
+    from synbench import hookspecs
+
+    hooks = [n for n in dir(hookspecs) if n.startswith("synbench_register_")]
+    for hook in hooks:
+        assert getattr(REGISTRY.pm.hook, hook).get_hookimpls(), f"no built-in implements {hook}"
+    assert set(REGISTRY.names("metric")) >= {"pcc", "mse", "roc_auc", "accuracy"}
+
+
+def test_headline_metrics_are_the_papers():
+    headline = {REGISTRY.metric(n).name for n in REGISTRY.names("metric") if REGISTRY.metric(n).headline}
+    assert headline == {"pcc", "mse", "roc_auc", "accuracy"}

@@ -1,0 +1,126 @@
+"""The store: resume skips finished jobs; a job killed mid-write leaves nothing corrupt."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+from synbench import runner
+from synbench.errors import StoreError
+from synbench.store import Store
+
+
+def _plan(**kw):
+    return runner.plan(["mock"], ["constant", "lasso"], profile="smoke", **kw)
+
+
+def test_resume_skips_finished_jobs(tmp_path):
+    store = Store(tmp_path / "s")
+    jobs = _plan(folds=[0, 1])
+    first = runner.run(jobs, store)
+    assert first["done"] == len(jobs) == 8
+    mtimes = {j: (store.jobs_dir / j / "record.json").stat().st_mtime_ns for j in store.job_ids()}
+    second = runner.run(jobs, store)
+    assert second["done"] == 0 and second["skipped"] == len(jobs)
+    assert mtimes == {j: (store.jobs_dir / j / "record.json").stat().st_mtime_ns for j in store.job_ids()}
+    # a wider grid runs only what is new
+    third = runner.run(_plan(folds=[0, 1, 2]), store)
+    assert third["done"] == 4 and third["skipped"] == 8
+
+
+def test_record_has_provenance_and_predictions_keyed_by_row_id(tmp_path):
+    store = Store(tmp_path / "s")
+    runner.run(runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0]), store)
+    (job_id,) = store.job_ids()
+    rec = store.record(job_id)
+    for key in ("metrics", "params", "timing", "resources", "provenance", "job", "n_rows"):
+        assert key in rec
+    assert rec["job"]["profile"] == "smoke" and rec["job"]["seed"] == 0
+    assert {"numpy", "scikit-learn", "python"} <= set(rec["provenance"]["versions"])
+    assert rec["provenance"]["data_checksums"]
+    assert rec["resources"]["peak_memory_mb"] > 0
+    preds = store.predictions(job_id)
+    assert preds.index.name == "row_id" and {"y_true", "y_pred"} <= set(preds.columns)
+    assert len(preds) == rec["n_rows"]["test"]
+
+
+def test_metrics_are_reproducible_from_stored_predictions(tmp_path):
+    from synbench.metrics import score_predictions
+    from synbench.testing import mock_data
+
+    store = Store(tmp_path / "s")
+    runner.run(runner.plan(["mock"], ["treecomb"], profile="smoke", folds=[2]), store)
+    data = mock_data()
+    for job_id in store.job_ids():
+        rec = store.record(job_id)
+        again = score_predictions(store.predictions(job_id), data.labels(rec["job"]["target"]), rec["task"])
+        assert again == pytest.approx(rec["metrics"], nan_ok=True)
+
+
+def test_staging_leftovers_are_ignored(tmp_path):
+    store = Store(tmp_path / "s")
+    runner.run(_plan(folds=[0]), store)
+    n = len(store.job_ids())
+    (store.jobs_dir / ".staging-x-1234").mkdir()
+    (store.jobs_dir / ".staging-x-1234" / "record.json").write_text("{trunc")
+    assert len(store.job_ids()) == n
+    assert len(store.metrics_frame()) > 0
+
+
+def test_second_writer_of_a_job_does_not_overwrite(tmp_path):
+    store = Store(tmp_path / "s")
+    preds = pd.DataFrame({"y_pred": [1.0]}, index=pd.Index(["a"], name="row_id"))
+    assert store.write_job("j1", {"job_id": "j1", "n": 1}, preds)
+    assert not store.write_job("j1", {"job_id": "j1", "n": 2}, preds)
+    assert store.record("j1")["n"] == 1
+    assert [p.name for p in store.jobs_dir.iterdir()] == ["j1"]
+
+
+def test_not_a_store_is_refused(tmp_path):
+    (tmp_path / "data.txt").write_text("precious")
+    with pytest.raises(StoreError, match="not a synbench store"):
+        Store(tmp_path)
+    with pytest.raises(StoreError, match="not a synbench result store"):
+        Store(tmp_path / "missing", create=False)
+    assert (tmp_path / "data.txt").read_text() == "precious"
+
+
+def test_killed_run_resumes_without_corrupt_or_duplicate_records(tmp_path):
+    """SIGKILL a real `synbench run` mid-way, resume it, and compare with an uninterrupted run."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "synbench.cli", "run", "-d", "mock", "-m", "lasso,treecomb", "--profile", "smoke",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        jobs_dir = out / "jobs"
+        if jobs_dir.is_dir() and len([p for p in jobs_dir.iterdir() if not p.name.startswith(".")]) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    store = Store(out, create=False)
+    partial = store.job_ids()
+    assert 0 < len(partial) < 20, "the kill should land mid-run"
+    for job_id in partial:  # every record present is complete and readable
+        rec = store.record(job_id)
+        assert rec["metrics"] and len(store.predictions(job_id)) == rec["n_rows"]["test"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(partial)} already in" in done.stderr
+    final = Store(out, create=False)
+    assert len(final.job_ids()) == 20
+    leftovers = [p for p in final.jobs_dir.iterdir() if p.name.startswith(".")]
+    assert leftovers == [] or all(p.name.startswith(".staging-") for p in leftovers)
+    # same metrics as a run that was never interrupted (deterministic on CPU)
+    clean = tmp_path / "clean"
+    subprocess.run(cmd[:-1] + [str(clean)], check=True, capture_output=True, timeout=300)
+    a = final.metrics_frame().set_index(["job_id", "metric"])["value"].sort_index()
+    b = Store(clean, create=False).metrics_frame().set_index(["job_id", "metric"])["value"].sort_index()
+    pd.testing.assert_series_equal(a, b)
