@@ -19,8 +19,9 @@ from .errors import ConfigError, SynbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="synbench: benchmark drug-synergy predictors on shared splits and metrics.")
-console = Console(stderr=True)
-out = Console()
+# Piped output (CI logs, files) gets a wide console so tables are never truncated.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+out = Console(width=None if sys.stdout.isatty() else 250)
 DEFAULT_STORE = "results/local"
 
 

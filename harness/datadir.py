@@ -25,6 +25,7 @@ from .errors import DataError, DataUnavailableError
 
 DATA_DIR_ENV = "SYNBENCH_DATA_DIR"
 CACHE_DIR_ENV = "SYNBENCH_CACHE_DIR"
+OFFLINE_ENV = "SYNBENCH_OFFLINE"  # set to 1 to never try a download
 DOWNLOAD_TIMEOUT_S = 20
 
 
@@ -143,6 +144,8 @@ def resolve(manifest: Manifest, key: str, explicit_dir=None) -> Path:
     tried.append(str(cached))
     if not entry.url:
         raise DataUnavailableError(f"{entry.path} not found (looked in {', '.join(tried)}) and it has no download URL; pass --data-dir")
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        raise DataUnavailableError(f"{entry.path} not found (looked in {', '.join(tried)}) and {OFFLINE_ENV} forbids downloads; pass --data-dir")
     try:
         _download(entry.url, cached, entry.sha256)
     except DataError:

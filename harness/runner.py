@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
@@ -208,6 +209,22 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
     return dict(best["params"]), trials
 
 
+@contextmanager
+def _plugin_errors(job: Job):
+    """A model that raises becomes a one-line error naming it (SYNBENCH_DEBUG=1 keeps the traceback)."""
+    try:
+        yield
+    except SynbenchError:
+        raise
+    except Exception as exc:
+        if os.environ.get("SYNBENCH_DEBUG"):
+            raise
+        from .errors import PluginError
+
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise PluginError(f"model '{job.model}' failed on {job.describe()}: {type(exc).__name__}: {first}") from exc
+
+
 def execute(job: Job, store: Store, settings: RunSettings | None = None) -> dict | None:
     """Run one job and store it. Returns the record, or None if the store already had it."""
     settings = settings or RunSettings()
@@ -240,7 +257,7 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None) -> dict
         model = model_cls(task=target.task, seed=job.seed, **base_params)
     except TypeError as exc:
         raise ConfigError(f"model '{job.model}' rejected its parameters: {exc}") from None
-    with provenance.PeakMemory() as memory:
+    with provenance.PeakMemory() as memory, _plugin_errors(job):
         t0 = time.perf_counter()
         search_space = {k: v for k, v in model_cls.search_space.items() if k not in dict(job.params)}
         chosen, trials = _select(model, profile, inner_train, inner_valid, job.seed * 100 + job.fold, search_space)

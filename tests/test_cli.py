@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "synbench.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_explains_every_command():
+    res = _cli("--help")
+    assert res.returncode == 0
+    for cmd in ("plugins", "datasets", "run", "leaderboard"):
+        assert cmd in res.stdout
+    run_help = _cli("run", "--help").stdout
+    for option in ("--dataset", "--model", "--target", "--profile", "--executor", "--out", "--data-dir", "--split"):
+        assert option in run_help
+
+
+def test_plugins_lists_every_kind_with_origin():
+    res = _cli("plugins")
+    assert res.returncode == 0
+    for name in ("d1-oneil", "mock", "chem", "expression", "constant", "lasso", "svm", "treecomb", "pcc", "roc_auc"):
+        assert any(name in line and "synbench" in line for line in res.stdout.splitlines()), name
+    assert _cli("plugins", "--kind", "modle").returncode == 2
+
+
+def test_run_then_leaderboard(tmp_path):
+    out = tmp_path / "store"
+    res = _cli("run", "-d", "mock", "-m", "constant,lasso", "--profile", "smoke", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "20 jobs planned" in res.stderr and "finished: 20 run" in res.stderr
+    again = _cli("run", "-d", "mock", "-m", "constant,lasso", "--profile", "smoke", "--out", str(out))
+    assert "20 already in" in again.stderr and "finished: 0 run, 20 skipped" in again.stderr
+    invocations = (out / "invocations.jsonl").read_text().splitlines()
+    assert len(invocations) == 2 and json.loads(invocations[0])["command"].startswith("synbench run")
+    board = _cli("leaderboard", str(out))
+    assert board.returncode == 0, board.stderr
+    md = (out / "leaderboard.md").read_text()
+    assert "lasso" in md and "constant" in md and "mock/score pcc" in md and "avg rank roc_auc" in md
+    assert (out / "leaderboard.csv").read_text().startswith("model,featurizers,profile,dataset,target")
+    everything = _cli("leaderboard", str(out), "--all-metrics", "--no-write")
+    assert "spearman" in everything.stdout and "kappa" in everything.stdout
+
+
+def test_process_executor_gives_the_same_metrics(tmp_path):
+    args = ["-d", "mock", "-m", "treecomb", "-t", "score", "--profile", "smoke", "--folds", "0,1"]
+    a = _cli("run", *args, "--out", str(tmp_path / "a"))
+    b = _cli("run", *args, "--out", str(tmp_path / "b"), "--executor", "process", "--jobs", "2")
+    assert a.returncode == 0 and b.returncode == 0, b.stderr
+    from synbench.store import Store
+
+    fa = Store(tmp_path / "a", create=False).metrics_frame().set_index(["job_id", "metric"])["value"].sort_index()
+    fb = Store(tmp_path / "b", create=False).metrics_frame().set_index(["job_id", "metric"])["value"].sort_index()
+    assert fa.to_dict() == pytest.approx(fb.to_dict())
