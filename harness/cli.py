@@ -107,6 +107,7 @@ def run(
     executor: str = typer.Option("inline", help="inline, or process (a local process pool)"),
     jobs: int = typer.Option(1, "--jobs", "-j", help="parallel jobs for the process executor"),
     no_feature_cache: bool = typer.Option(False, help="recompute features instead of reading the cache"),
+    no_constant: bool = typer.Option(False, help="do not add the constant baseline (added by default so every leaderboard shows it)"),
 ):
     """Run a grid of jobs (dataset x target x model x fold); finished jobs in the store are skipped."""
     with user_errors():
@@ -124,8 +125,11 @@ def run(
             raise ConfigError("--jobs must be at least 1")
         if executor == "process" and jobs == 1:
             jobs = os.cpu_count() or 1
+        models = _split_multi(model)
+        if not no_constant and "constant" not in models:
+            models.append("constant")
         plan = runner.plan(
-            _split_multi(dataset), _split_multi(model), targets=_split_multi(target) or None,
+            _split_multi(dataset), models, targets=_split_multi(target) or None,
             featurizers=_split_multi(featurizer) or None, profile=profile, split=split, n_folds=n_folds, seed=seed,
             folds=fold_list, params=_parse_params(param), data_dir=str(data_dir) if data_dir else None,
         )
@@ -205,7 +209,13 @@ def leaderboard(
             csv_path = csv or Path(roots[0]) / "leaderboard.csv"
             md_path.write_text(board.to_markdown())
             board.to_csv(csv_path)
-            console.print(f"wrote {md_path} and {csv_path}")
+            written = [md_path, csv_path]
+            if len(roots) == 1:
+                store = Store(roots[0], create=False)
+                prov_path = Path(roots[0]) / "PROVENANCE.md"
+                prov_path.write_text(lb.provenance_markdown(store.records(), store.invocations()))
+                written.append(prov_path)
+            console.print(f"wrote {', '.join(map(str, written))}")
 
 
 def main():

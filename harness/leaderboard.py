@@ -92,3 +92,42 @@ def build(metrics: pd.DataFrame, metric_names=None, registry=None) -> Leaderboar
         summary.loc[complete.index, "rank"] = score.rank(ascending=not higher, method="average")
     ranks = summary.groupby(METHOD_COLS + ["metric"], dropna=False)["rank"].mean().rename("avg_rank").reset_index()
     return Leaderboard(summary, ranks)
+
+
+def provenance_markdown(records: list[dict], invocations: list[dict]) -> str:
+    """What reproduces a store's numbers: commands, versions, commits, seeds, profiles, data checksums."""
+    def distinct(values):
+        return sorted({json_dumps(v) for v in values})
+
+    lines = ["# Provenance", "", "Built from the job records in this store; rebuild the tables with "
+             "`synbench leaderboard <this directory>`.", "", "## Commands", ""]
+    lines += [f"- `{inv['command']}` ({inv.get('started_at', '')}, {inv.get('jobs', '?')} jobs)" for inv in invocations] or ["- (none logged)"]
+    lines += ["", "## Jobs", "", f"- {len(records)} finished jobs"]
+    for label, values in (
+        ("datasets", [r["job"]["dataset"] for r in records]),
+        ("models", [r["job"]["model"] for r in records]),
+        ("featurizers", ["+".join(r["job"]["featurizers"]) or "(none)" for r in records]),
+        ("profiles", [r["job"]["profile"] for r in records]),
+        ("split schemes", [r["job"]["split"] for r in records]),
+        ("seeds", [r["job"]["seed"] for r in records]),
+        ("git commits", [r["provenance"]["git_commit"] for r in records]),
+        ("devices", [r["resources"].get("device", "cpu") for r in records]),
+    ):
+        lines.append(f"- {label}: {', '.join(distinct(values))}")
+    lines += ["", "## Package versions", ""]
+    for versions in distinct([r["provenance"]["versions"] for r in records]):
+        lines.append(f"- {versions}")
+    lines += ["", "## Data checksums (SHA-256)", ""]
+    checksums = {}
+    for r in records:
+        checksums.update(r["provenance"]["data_checksums"])
+    lines += [f"- `{path}`: `{digest}`" for path, digest in sorted(checksums.items())]
+    machines = distinct([r["provenance"]["machine"] for r in records])
+    lines += ["", "## Machines", ""] + [f"- {m}" for m in machines]
+    return "\n".join(lines) + "\n"
+
+
+def json_dumps(value) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)

@@ -153,6 +153,12 @@ class Store:
         return pd.read_parquet(path)
 
     # -- invocations --------------------------------------------------------------------------
+    def invocations(self) -> list[dict]:
+        path = self.root / "invocations.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
     def log_invocation(self, entry: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "invocations.jsonl", "a") as fh:

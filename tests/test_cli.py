@@ -29,7 +29,7 @@ def test_plugins_lists_every_kind_with_origin():
 
 def test_run_then_leaderboard(tmp_path):
     out = tmp_path / "store"
-    res = _cli("run", "-d", "mock", "-m", "constant,lasso", "--profile", "smoke", "--out", str(out))
+    res = _cli("run", "-d", "mock", "-m", "lasso", "--profile", "smoke", "--out", str(out))  # constant is added
     assert res.returncode == 0, res.stderr
     assert "20 jobs planned" in res.stderr and "finished: 20 run" in res.stderr
     again = _cli("run", "-d", "mock", "-m", "constant,lasso", "--profile", "smoke", "--out", str(out))
@@ -41,12 +41,14 @@ def test_run_then_leaderboard(tmp_path):
     md = (out / "leaderboard.md").read_text()
     assert "lasso" in md and "constant" in md and "mock/score pcc" in md and "avg rank roc_auc" in md
     assert (out / "leaderboard.csv").read_text().startswith("model,featurizers,profile,dataset,target")
+    provenance = (out / "PROVENANCE.md").read_text()
+    assert "synbench run -d mock" in provenance and "20 finished jobs" in provenance and "scikit-learn" in provenance
     everything = _cli("leaderboard", str(out), "--all-metrics", "--no-write")
     assert "spearman" in everything.stdout and "kappa" in everything.stdout
 
 
 def test_process_executor_gives_the_same_metrics(tmp_path):
-    args = ["-d", "mock", "-m", "treecomb", "-t", "score", "--profile", "smoke", "--folds", "0,1"]
+    args = ["-d", "mock", "-m", "treecomb", "-t", "score", "--profile", "smoke", "--folds", "0,1", "--no-constant"]
     a = _cli("run", *args, "--out", str(tmp_path / "a"))
     b = _cli("run", *args, "--out", str(tmp_path / "b"), "--executor", "process", "--jobs", "2")
     assert a.returncode == 0 and b.returncode == 0, b.stderr

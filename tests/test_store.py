@@ -55,7 +55,7 @@ def test_metrics_are_reproducible_from_stored_predictions(tmp_path):
     from synbench.testing import mock_data
 
     store = Store(tmp_path / "s")
-    runner.run(runner.plan(["mock"], ["treecomb"], profile="smoke", folds=[2]), store)
+    runner.run(runner.plan(["mock"], ["lasso"], profile="smoke", folds=[2]), store)
     data = mock_data()
     for job_id in store.job_ids():
         rec = store.record(job_id)
@@ -94,7 +94,7 @@ def test_not_a_store_is_refused(tmp_path):
 def test_killed_run_resumes_without_corrupt_or_duplicate_records(tmp_path):
     """SIGKILL a real `synbench run` mid-way, resume it, and compare with an uninterrupted run."""
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "synbench.cli", "run", "-d", "mock", "-m", "lasso,treecomb", "--profile", "smoke",
+    cmd = [sys.executable, "-m", "synbench.cli", "run", "-d", "mock", "-m", "constant,lasso", "--profile", "smoke",
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

@@ -19,7 +19,9 @@ class TreeCombModel(TabularModel):
 
     # Deep histogram trees on thousands of features cost seconds per tree on two cores: the cpu
     # profile searches on a subsample; the final model is fitted on all training rows.
-    profiles = {**DEFAULT_PROFILES, "cpu": Profile(search_trials=3, search_max_rows=5000, description="3 search trials on 5,000 rows")}
+    profiles = {**DEFAULT_PROFILES,
+                "cpu": Profile(search_trials=3, search_max_rows=5000, description="3 search trials on 5,000 rows"),
+                "smoke": Profile(params={"n_estimators": 10}, description="10 trees, no search")}
 
     def __init__(self, task="regression", seed=0, max_depth=10, n_estimators=50, min_child_weight=1,
                  learning_rate=0.3, combine="mean"):
