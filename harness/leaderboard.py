@@ -25,7 +25,7 @@ class Leaderboard:
 
     def wide(self) -> pd.DataFrame:
         s = self.summary.copy()
-        s["cell"] = [_fmt(m, sd, n, e) for m, sd, n, e in zip(s["mean"], s["std"], s["n_folds"], s["expected"])]
+        s["cell"] = [_fmt(m, sd, n, e, d) for m, sd, n, e, d in zip(s["mean"], s["std"], s["n_folds"], s["expected"], s["n_defined"])]
         s["column"] = s["dataset"] + "/" + s["target"] + " " + s["metric"]
         order = list(dict.fromkeys(s.sort_values(["dataset", "target", "metric_order"])["column"]))
         wide = s.pivot_table(index=METHOD_COLS, columns="column", values="cell", aggfunc="first")[order]
@@ -55,10 +55,12 @@ def _cell(v) -> str:
     return str(v)
 
 
-def _fmt(mean, std, n, expected) -> str:
+def _fmt(mean, std, n, expected, defined) -> str:
     if not np.isfinite(mean):
         return "n/a"
     text = f"{mean:.3f} ± {std:.3f}" if np.isfinite(std) else f"{mean:.3f}"
+    if defined < n:
+        text += f" ({defined}/{n} folds defined)"
     return text if n == expected else f"{text} ({n}/{expected} folds)"
 
 
@@ -73,10 +75,13 @@ def build(metrics: pd.DataFrame, metric_names=None, registry=None) -> Leaderboar
         return Leaderboard(pd.DataFrame(columns=METHOD_COLS + ["dataset", "target", "metric", "mean", "std", "n_folds", "expected", "metric_order"]),
                            pd.DataFrame(columns=METHOD_COLS + ["metric", "avg_rank"]))
     keys = METHOD_COLS + ["dataset", "target", "split", "metric"]
+    # Undefined fold values (PCC of a constant prediction) are left out of mean and std, and the cell
+    # says how many folds were defined; such a method still ranks last on that cell.
     summary = frame.groupby(keys, dropna=False)["value"].agg(
-        mean=lambda v: float(np.mean(v)) if np.isfinite(v).all() else float("nan"),
-        std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 and np.isfinite(v).all() else float("nan"),
+        mean=lambda v: float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan"),
+        std=lambda v: float(np.std(v[np.isfinite(v)], ddof=1)) if np.isfinite(v).sum() > 1 else float("nan"),
         n_folds="size",
+        n_defined=lambda v: int(np.isfinite(v).sum()),
     ).reset_index()
     expected = frame.groupby(["dataset", "target", "split"])["fold"].nunique().rename("expected").reset_index()
     summary = summary.merge(expected, on=["dataset", "target", "split"])
@@ -88,7 +93,8 @@ def build(metrics: pd.DataFrame, metric_names=None, registry=None) -> Leaderboar
         cell = summary.loc[idx]
         complete = cell[cell["n_folds"] == cell["expected"]]
         higher = known[cell["metric"].iloc[0]].higher_is_better
-        score = complete["mean"].fillna(-np.inf if higher else np.inf)
+        worst = -np.inf if higher else np.inf
+        score = complete["mean"].where(complete["n_defined"] == complete["n_folds"], worst).fillna(worst)
         summary.loc[complete.index, "rank"] = score.rank(ascending=not higher, method="average")
     ranks = summary.groupby(METHOD_COLS + ["metric"], dropna=False)["rank"].mean().rename("avg_rank").reset_index()
     return Leaderboard(summary, ranks)

@@ -57,3 +57,24 @@ def test_process_executor_gives_the_same_metrics(tmp_path):
     fa = Store(tmp_path / "a", create=False).metrics_frame().set_index(["job_id", "metric"])["value"].sort_index()
     fb = Store(tmp_path / "b", create=False).metrics_frame().set_index(["job_id", "metric"])["value"].sort_index()
     assert fa.to_dict() == pytest.approx(fb.to_dict())
+
+
+def test_leaderboard_ranks_and_undefined_folds():
+    import numpy as np
+    import pandas as pd
+
+    from synbench.leaderboard import build
+
+    rows = []
+    for model, pccs, mses in (("good", [0.8, 0.7], [1.0, 2.0]), ("flat", [0.5, np.nan], [3.0, 3.0]), ("bad", [0.1, 0.2], [9.0, 9.0])):
+        for fold, (pcc, mse) in enumerate(zip(pccs, mses)):
+            for metric, value in (("pcc", pcc), ("mse", mse)):
+                rows.append({"model": model, "featurizers": "", "profile": "cpu", "dataset": "d", "target": "t",
+                             "split": "published", "fold": fold, "metric": metric, "value": value})
+    board = build(pd.DataFrame(rows), ["pcc", "mse"])
+    ranks = board.ranks.set_index(["model", "metric"])["avg_rank"]
+    assert ranks[("good", "pcc")] == 1 and ranks[("bad", "pcc")] == 2 and ranks[("flat", "pcc")] == 3
+    assert ranks[("good", "mse")] == 1 and ranks[("flat", "mse")] == 2 and ranks[("bad", "mse")] == 3
+    wide = board.wide().set_index("model")
+    assert wide.loc["flat", "d/t pcc"] == "0.500 (1/2 folds defined)"
+    assert wide.loc["good", "d/t pcc"] == f"0.750 ± {np.std([0.8, 0.7], ddof=1):.3f}"
