@@ -158,8 +158,4 @@ class Model(Plugin):
         return {}
 
 
-def feature_needs(featurizer_cls) -> tuple[str, ...]:
-    return tuple(getattr(featurizer_cls, "needs", ()))
-
-
 __all__ = ["Plugin", "Dataset", "Featurizer", "Model", "Real", "Integer", "Profile", "DEFAULT_PROFILES", "FeatureSet", "Batch"]

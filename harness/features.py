@@ -25,7 +25,7 @@ COMBINE_RULES = ("mean", "sum", "stack")
 
 
 def _frame_digest(frame: pd.DataFrame | pd.Series) -> str:
-    hashed = pd.util.hash_pandas_object(frame.astype(str) if isinstance(frame, pd.DataFrame) else frame.astype(str), index=True)
+    hashed = pd.util.hash_pandas_object(frame.astype(str), index=True)
     cols = "|".join(map(str, getattr(frame, "columns", [])))
     return hashlib.sha256(hashed.to_numpy().tobytes() + cols.encode()).hexdigest()
 
