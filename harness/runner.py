@@ -112,18 +112,25 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
     """Expand the grid. ``targets=None`` means every target of each dataset; ``split=None`` means the
     dataset's published folds when it has them, else ``random``."""
     registry = get_registry()
-    params = tuple(sorted((params or {}).items()))
-    jobs = []
+    params = dict(params or {})
+    # ``-p NAME=VALUE`` applies to every model that has NAME (the auto-added constant has none); a name
+    # that no chosen model has is a typo.
+    model_params = {}
+    known = set()
     for model_name in models:
         model_cls = registry.model(model_name)
         resolve_profile(model_cls, profile)
         valid_params = set(model_cls.param_names())
-        for key, _ in params:
-            if key not in valid_params:
-                raise ConfigError(f"model '{model_name}' has no parameter '{key}'{suggest(key, valid_params)}")
+        known |= valid_params
+        model_params[model_name] = tuple(sorted((k, v) for k, v in params.items() if k in valid_params))
         feats = _featurizers_for(model_cls, featurizers)
         for f in feats:
             registry.featurizer(parse_spec(f)[0])
+    for key in params:
+        if key not in known:
+            owners = f"model '{models[0]}' has" if len(models) == 1 else "models " + ", ".join(map(repr, models)) + " have"
+            raise ConfigError(f"{owners} no parameter '{key}'{suggest(key, known)}")
+    jobs = []
     for ds_name in datasets:
         registry.dataset(ds_name)
         data = load_dataset(ds_name, data_dir)
@@ -144,7 +151,7 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
                     continue  # e.g. a classification-only method on a regression target
                 feats = _featurizers_for(model_cls, featurizers)
                 for f in chosen_folds:
-                    jobs.append(Job(ds_name, t, model_name, feats, profile, scheme, n, f, seed, params))
+                    jobs.append(Job(ds_name, t, model_name, feats, profile, scheme, n, f, seed, model_params[model_name]))
     return jobs
 
 

@@ -77,7 +77,7 @@ def _snapshot(root):
     (["-d", "mok", "-m", "lasso"], "unknown dataset 'mok'; did you mean 'mock'"),
     (["-d", "mock", "-m", "lasso", "-t", "scor"], "has no target 'scor'; did you mean 'score'"),
     (["-d", "mock", "-m", "lasso", "--profile", "fast"], "has no profile 'fast'"),
-    (["-d", "mock", "-m", "lasso", "-p", "alpah=2"], "has no parameter 'alpah'; did you mean 'alpha'"),
+    (["-d", "mock", "-m", "lasso", "-p", "alpah=2"], "no parameter 'alpah'; did you mean 'alpha'"),
     (["-d", "mock", "-m", "lasso", "-p", "alpha"], "expects NAME=VALUE"),
     (["-d", "mock", "-m", "lasso", "--split", "leave-one-out"], "unknown split scheme"),
     (["-d", "mock", "-m", "lasso", "--folds", "7"], "fold 7 is out of range"),
