@@ -56,6 +56,20 @@ class Target:
         return labels.where(raw.notna()).rename(self.name)
 
 
+@dataclass(frozen=True)
+class PublishedSplit:
+    """A split a dataset ships as files (e.g. DeepDDS's leave-drug folds), usable as a named scheme.
+
+    ``table`` is long-format with columns ``fold``, ``row_id`` and ``role`` in ``train`` / ``test``
+    (rows in neither are unused in that fold). The harness carves the inner validation set out of
+    ``train``, grouped by ``group_by``: ``combination``, ``drug``, ``cell`` or ``row``.
+    """
+
+    table: pd.DataFrame
+    group_by: str = "combination"
+    description: str = ""
+
+
 @dataclass
 class SynergyData:
     """A loaded dataset: combinations, targets, entities, omics, and the checksums of its files."""
@@ -68,6 +82,8 @@ class SynergyData:
     omics: dict[str, pd.DataFrame] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
     fold_column: str | None = None
+    published_splits: dict[str, PublishedSplit] = field(default_factory=dict)
+    external_sets: dict[str, "SynergyData"] = field(default_factory=dict)  # held-out evaluation sets
 
     # -- access -------------------------------------------------------------------------------
     @property
@@ -145,6 +161,18 @@ class SynergyData:
                 raise DataError(f"{where}: missing fold column '{self.fold_column}'")
             if c[self.fold_column].isna().any():
                 raise DataError(f"{where}: {int(c[self.fold_column].isna().sum())} rows have no fold")
+        for scheme, split in self.published_splits.items():
+            t = split.table
+            missing = {"fold", "row_id", "role"} - set(t.columns)
+            if missing:
+                raise DataError(f"{where}: split '{scheme}' lacks columns {', '.join(sorted(missing))}")
+            unknown_rows = ~t["row_id"].isin(c.index)
+            if unknown_rows.any():
+                raise DataError(f"{where}: split '{scheme}' names unknown rows {_preview(t['row_id'][unknown_rows].unique())}")
+            if not set(t["role"]) <= {"train", "test"}:
+                raise DataError(f"{where}: split '{scheme}' roles must be 'train' or 'test'")
+            if split.group_by not in ("combination", "drug", "cell", "row"):
+                raise DataError(f"{where}: split '{scheme}' has unknown group_by '{split.group_by}'")
         for name, matrix in self.omics.items():
             if matrix.isna().to_numpy().any():
                 raise DataError(f"{where}: omics matrix '{name}' contains NaN values")

@@ -28,7 +28,7 @@ from .errors import ConfigError, SynbenchError
 from .features import featurize, parse_spec
 from .metrics import score_predictions
 from .registry import get_registry, suggest
-from .splits import check_splits, fold_ids, make_splits
+from .splits import check_splits, fold_ids, make_splits, n_folds_of, schemes_of
 from .store import Store
 
 SELECTION_METRIC = {"regression": ("mse", False), "classification": ("roc_auc", True)}
@@ -138,7 +138,9 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
         ds_targets = targets or list(data.targets)
         for t in ds_targets:
             data.target(t)
-        n = data.combinations[data.fold_column].nunique() if scheme == "published" else n_folds
+        if scheme not in schemes_of(data):
+            raise ConfigError(f"unknown split scheme '{scheme}' for dataset '{ds_name}'{suggest(scheme, schemes_of(data))}")
+        n = n_folds_of(data, scheme, n_folds)
         chosen_folds = list(range(n)) if folds is None else list(folds)
         for f in chosen_folds:
             if not 0 <= f < n:
@@ -301,6 +303,7 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None) -> dict
                    "fit_seconds": fit_seconds, "predict_seconds": predict_seconds},
         "resources": {"peak_memory_mb": round(memory.peak_mb, 1), "start_memory_mb": round(memory.start_mb, 1),
                       "threads": n_threads(), "device": getattr(final, "device_", "cpu")},
+        "training": getattr(final, "training_log_", None),  # e.g. epochs run, best epoch, losses
         "feature_info": {name: fs.info for name, fs in features.items()},
         "provenance": {"versions": provenance.package_versions(), "git_commit": provenance.git_commit(),
                        "plugin_package": registry.entry("model", job.model).package,

@@ -12,7 +12,9 @@ Schemes:
 - ``leave-combination-out``: a drug set (both orders, all cell lines) on one side only;
 - ``leave-drug-out``: fold f tests every row containing a drug of group f and trains on rows
   containing none of them;
-- ``leave-cell-out``: a cell line on one side only.
+- ``leave-cell-out``: a cell line on one side only;
+- any name in ``SynergyData.published_splits``: split files a dataset ships (e.g. DeepDDS's
+  leave-drug folds), with the inner validation set carved from their training side.
 
 The inner validation split follows the grouping of the outer scheme (a held-out combination,
 drug or cell line stays held out in validation too), so early stopping and hyperparameter choice
@@ -102,11 +104,46 @@ def _inner_valid(rows: pd.DataFrame, drug_cols: list[str], scheme: str, seed: in
     return ~valid, valid
 
 
+_GROUP_SCHEME = {"combination": "leave-combination-out", "drug": "leave-drug-out", "cell": "leave-cell-out", "row": "random"}
+
+
+def schemes_of(data: SynergyData) -> tuple[str, ...]:
+    return SCHEMES + tuple(data.published_splits)
+
+
+def n_folds_of(data: SynergyData, scheme: str, n_folds: int) -> int:
+    """How many folds a scheme has: fixed by the data for published ones, else ``n_folds``."""
+    if scheme == "published" and data.fold_column:
+        return int(data.combinations[data.fold_column].nunique())
+    if scheme in data.published_splits:
+        return int(data.published_splits[scheme].table["fold"].nunique())
+    return n_folds
+
+
+def _from_published(data: SynergyData, scheme: str, seed: int) -> pd.DataFrame:
+    split = data.published_splits[scheme]
+    table, dcols = split.table, data.drug_columns
+    inner_scheme = _GROUP_SCHEME[split.group_by]
+    parts = []
+    for i, fold in enumerate(sorted(table["fold"].unique())):
+        part = table[table["fold"] == fold]
+        pool = data.combinations.loc[pd.Index(part.loc[part["role"] == "train", "row_id"])]
+        inner_train, inner_valid = _inner_valid(pool, dcols, inner_scheme, seed * 1000 + i + 1)
+        test_ids = part.loc[part["role"] == "test", "row_id"]
+        for ids, role in ((pool.index[inner_train], "train"), (pool.index[inner_valid], "valid"), (test_ids, "test")):
+            parts.append(pd.DataFrame({"fold": i, "row_id": np.asarray(ids), "role": role}))
+    out = pd.concat(parts, ignore_index=True)
+    out["role"] = pd.Categorical(out["role"], categories=["train", "valid", "test"])
+    return out
+
+
 def make_splits(data: SynergyData, scheme: str, n_folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    if scheme not in SCHEMES:
+    if scheme not in schemes_of(data):
         from .registry import suggest
 
-        raise ConfigError(f"unknown split scheme '{scheme}'{suggest(scheme, SCHEMES)}")
+        raise ConfigError(f"unknown split scheme '{scheme}' for dataset '{data.name}'{suggest(scheme, schemes_of(data))}")
+    if scheme in data.published_splits:
+        return _from_published(data, scheme, seed)
     rows, dcols = data.combinations, data.drug_columns
     if scheme == "published":
         if data.fold_column is None:

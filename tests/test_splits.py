@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synbench.errors import ConfigError, SplitError
-from synbench.splits import SCHEMES, check_splits, combination_keys, fold_ids, make_splits
+from synbench.errors import ConfigError, DataError, SplitError
+from synbench.splits import SCHEMES, check_splits, combination_keys, fold_ids, make_splits, n_folds_of, schemes_of
 from synbench.testing import mock_data
 
 
@@ -97,3 +97,34 @@ def test_single_class_fold_is_refused(data):
     with pytest.raises(SplitError, match="single class"):
         check_splits(splits, labels, "classification")
     check_splits(splits, labels, "regression")  # a constant regression target is not a split problem
+
+
+def test_dataset_shipped_split_files_become_a_named_scheme(data):
+    """A split a dataset ships (train/test per fold) is used as given; validation comes from its train side."""
+    import dataclasses
+
+    from synbench.data import PublishedSplit
+
+    rows = data.combinations
+    cells = sorted(rows["cell_line"].unique())
+    parts = []
+    for fold, cell in enumerate(cells[:3]):
+        test = rows.index[rows["cell_line"] == cell]
+        # leave a few rows out of both sides, as split files do
+        train = rows.index[rows["cell_line"] != cell][5:]
+        parts += [pd.DataFrame({"fold": fold, "row_id": test, "role": "test"}),
+                  pd.DataFrame({"fold": fold, "row_id": train, "role": "train"})]
+    shipped = PublishedSplit(pd.concat(parts, ignore_index=True), group_by="cell")
+    custom = dataclasses.replace(data, published_splits={"files-leave-cell": shipped}).validate()
+    assert "files-leave-cell" in schemes_of(custom) and n_folds_of(custom, "files-leave-cell", 5) == 3
+    table = make_splits(custom, "files-leave-cell", seed=1)
+    for fold, cell in enumerate(cells[:3]):
+        ids = fold_ids(table, fold)
+        assert set(ids["test"]) == set(rows.index[rows["cell_line"] == cell])
+        shipped_train = set(rows.index[rows["cell_line"] != cell][5:])
+        assert set(ids["train"]) | set(ids["valid"]) == shipped_train
+        # grouped like the scheme: a validation cell line is absent from inner training
+        assert not set(rows.loc[ids["valid"], "cell_line"]) & set(rows.loc[ids["train"], "cell_line"])
+    bad = dataclasses.replace(data, published_splits={"x": PublishedSplit(pd.DataFrame({"fold": [0], "row_id": ["nope"], "role": ["test"]}))})
+    with pytest.raises(DataError, match="split 'x' names unknown rows nope"):
+        bad.validate()
