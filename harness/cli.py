@@ -104,8 +104,9 @@ def run(
     param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="fix a model hyperparameter, NAME=VALUE"),
     out_dir: Path = typer.Option(DEFAULT_STORE, "--out", help="result store directory"),
     data_dir: Optional[Path] = typer.Option(None, help="directory with the staged data (else $SYNBENCH_DATA_DIR, cache, download)"),
-    executor: str = typer.Option("inline", help="inline, or process (a local process pool)"),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="parallel jobs for the process executor"),
+    executor: str = typer.Option("inline", help="inline, process (a local process pool) or ray"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="parallel jobs for the process and ray executors"),
+    ray_address: Optional[str] = typer.Option(None, help="address of an existing Ray cluster (default: $RAY_ADDRESS, else start a local one)"),
     no_feature_cache: bool = typer.Option(False, help="recompute features instead of reading the cache"),
     no_constant: bool = typer.Option(False, help="do not add the constant baseline (added by default so every leaderboard shows it)"),
 ):
@@ -113,6 +114,7 @@ def run(
     with user_errors():
         from . import runner
         from .provenance import git_commit, package_versions
+        from .registry import suggest
         from .store import Store
 
         fold_list = None
@@ -123,6 +125,8 @@ def run(
                 raise ConfigError(f"--folds expects integers like 0,1, got '{folds}'") from None
         if jobs < 1:
             raise ConfigError("--jobs must be at least 1")
+        if executor not in runner.EXECUTORS:
+            raise ConfigError(f"unknown executor '{executor}'{suggest(executor, runner.EXECUTORS)}")
         if executor == "process" and jobs == 1:
             jobs = os.cpu_count() or 1
         models = _split_multi(model)
@@ -161,8 +165,10 @@ def run(
                         f"search {record['timing']['search_seconds']:.1f}s, peak {record['resources']['peak_memory_mb']:.0f} MB)",
                         markup=False, highlight=False)
 
-            summary = runner.run(plan, store, settings, executor=executor, n_jobs=jobs, progress=on_start, on_done=on_done)
-        console.print(f"finished: {summary['done']} run, {summary['skipped']} skipped, wall {time.perf_counter() - started:.1f}s; "
+            summary = runner.run(plan, store, settings, executor=executor, n_jobs=jobs, progress=on_start, on_done=on_done,
+                                 ray_address=ray_address)
+        busy = f", {summary['busy']} left to another run on this store" if summary["busy"] else ""
+        console.print(f"finished: {summary['done']} run, {summary['skipped']} skipped{busy}, wall {time.perf_counter() - started:.1f}s; "
                       f"results in {out_dir}")
 
 

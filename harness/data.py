@@ -200,17 +200,24 @@ class Batch:
     """What a model sees: entity rows (no labels of other rows), their features, and labels.
 
     ``rows`` holds ``drug_1..drug_K``, ``cell_line`` and ``n_drugs`` indexed by ``row_id``;
-    ``y`` is aligned with ``rows`` (None at prediction time).
+    ``y`` is aligned with ``rows`` (None at prediction time). ``target`` names what ``y`` holds.
+    ``aux`` holds the dataset's other targets for the same rows (by name, task types in
+    ``aux_tasks``), for multi-task models; the runner gives them for training rows only.
     """
 
     rows: pd.DataFrame
     features: dict[str, FeatureSet]
     task: TaskType
     y: np.ndarray | None = None
+    target: str | None = None
+    aux: dict[str, np.ndarray] | None = None
+    aux_tasks: dict[str, str] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def subset(self, row_ids) -> "Batch":
         pos = self.rows.index.get_indexer(row_ids)
-        return Batch(self.rows.iloc[pos], self.features, self.task, None if self.y is None else self.y[pos])
+        aux = None if self.aux is None else {name: values[pos] for name, values in self.aux.items()}
+        return Batch(self.rows.iloc[pos], self.features, self.task, None if self.y is None else self.y[pos],
+                     self.target, aux, self.aux_tasks)

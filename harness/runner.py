@@ -234,32 +234,74 @@ def _plugin_errors(job: Job):
         raise PluginError(f"model '{job.model}' failed on {job.describe()}: {type(exc).__name__}: {first}") from exc
 
 
+@dataclass
+class SharedInputs:
+    """Inputs loaded once and handed to every job (the Ray executor puts them in its object store)."""
+
+    datasets: dict = field(default_factory=dict)  # name -> SynergyData
+    features: dict = field(default_factory=dict)  # (dataset, spec) -> FeatureSet
+    splits: dict = field(default_factory=dict)  # split_key -> split table
+
+
+def load_shared(jobs: list[Job], store: Store, settings: RunSettings) -> SharedInputs:
+    shared = SharedInputs()
+    registry = get_registry()
+    for job in jobs:
+        if job.dataset not in shared.datasets:
+            shared.datasets[job.dataset] = load_dataset(job.dataset, settings.data_dir)
+        data = shared.datasets[job.dataset]
+        for spec in job.featurizers:
+            if (job.dataset, spec) not in shared.features:
+                shared.features[job.dataset, spec] = featurize(data, spec, registry=registry, use_cache=settings.use_feature_cache)
+        if job.split_key not in shared.splits:
+            shared.splits[job.split_key] = store.load_splits(store.split_path(*job.split_key))
+    return shared
+
+
 def execute(job: Job, store: Store, settings: RunSettings | None = None) -> dict | None:
-    """Run one job and store it. Returns the record, or None if the store already had it."""
+    """Run one job and store it. Returns the record, or None if the store already had it or another
+    run is computing it right now (each job is claimed with a lock file, so concurrent runs on one
+    store share the work instead of repeating it)."""
     settings = settings or RunSettings()
     if store.has_job(job.job_id):
         return None
+    with store.claim(job.job_id) as claimed:
+        if not claimed or store.has_job(job.job_id):
+            return None
+        splits = store.load_splits(store.split_path(*job.split_key))
+        record, predictions = compute(job, settings, SharedInputs(splits={job.split_key: splits}))
+        store.write_job(job.job_id, record, predictions)
+    return record
+
+
+def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict, pd.DataFrame]:
+    """Run one job on the given inputs; returns its record and predictions (nothing is written)."""
     if settings.threads:
         os.environ["SYNBENCH_THREADS"] = str(settings.threads)
         _set_threads(settings.threads)
     registry = get_registry()
-    data = load_dataset(job.dataset, settings.data_dir)
+    data = shared.datasets.get(job.dataset) or load_dataset(job.dataset, settings.data_dir)
     target = data.target(job.target)
     model_cls = registry.model(job.model)
     profile = resolve_profile(model_cls, job.profile)
-    ids = fold_ids(store.load_splits(store.split_path(*job.split_key)), job.fold)
+    ids = fold_ids(shared.splits[job.split_key], job.fold)
     labels = data.labels(job.target)
 
     t0 = time.perf_counter()
-    features = {name: featurize(data, name, registry=registry, use_cache=settings.use_feature_cache) for name in job.featurizers}
+    features = {name: shared.features.get((job.dataset, name))
+                or featurize(data, name, registry=registry, use_cache=settings.use_feature_cache) for name in job.featurizers}
     featurize_seconds = time.perf_counter() - t0
 
     entity_rows = data.entity_rows()
     y = labels.to_numpy(dtype=float)
-    full = Batch(entity_rows, features, target.task, y)
+    # the dataset's other targets of the same rows, for multi-task models (training rows only)
+    others = [t for t in data.targets.values() if t.name != job.target]
+    aux = {t.name: t.values(data.combinations).to_numpy(dtype=float) for t in others} or None
+    aux_tasks = {t.name: t.task for t in others} or None
+    full = Batch(entity_rows, features, target.task, y, job.target, aux, aux_tasks)
     inner_train, inner_valid = full.subset(ids["train"]), full.subset(ids["valid"])
     test = full.subset(ids["test"])
-    test.y = None  # a model never sees test labels
+    test.y, test.aux = None, None  # a model never sees test labels, of this target or any other
 
     base_params = {**profile.params, **dict(job.params)}
     try:
@@ -311,8 +353,7 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None) -> dict
                        "data_checksums": data.checksums, "machine": provenance.machine(),
                        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
     }
-    store.write_job(job.job_id, json.loads(json.dumps(record, default=_jsonable)), predictions)
-    return record
+    return json.loads(json.dumps(record, default=_jsonable)), predictions
 
 
 def _jsonable(value):
@@ -335,43 +376,117 @@ def _execute_in_worker(job_dict: dict, store_root: str, settings: dict):
     return job_dict, record, None
 
 
+EXECUTORS = ("inline", "process", "ray")
+
+
 def run(jobs: list[Job], store: Store, settings: RunSettings | None = None, executor: str = "inline", n_jobs: int = 1,
-        progress=None, on_done=None) -> dict:
-    """Run the jobs that the store does not have yet. Returns counts of done/skipped/failed."""
+        progress=None, on_done=None, ray_address: str | None = None) -> dict:
+    """Run the jobs that the store does not have yet. Returns counts of done/skipped/failed.
+
+    Executors run the same serialisable jobs: ``inline`` (this process), ``process`` (a local
+    pool of ``n_jobs`` spawned workers; each loads data and reads the feature cache once) and
+    ``ray`` (tasks on a Ray cluster; datasets, features and splits are put in Ray's object store
+    once and shared by every task; records are written by this process, so workers need no access
+    to the store).
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor '{executor}'{suggest(executor, EXECUTORS)}")
     settings = settings or RunSettings()
     pending = [j for j in jobs if not store.has_job(j.job_id)]
-    summary = {"planned": len(jobs), "skipped": len(jobs) - len(pending), "done": 0, "failed": []}
+    summary = {"planned": len(jobs), "skipped": len(jobs) - len(pending), "done": 0, "busy": 0, "failed": []}
     if not pending:
         return summary
     prepare(pending, store, settings.data_dir)
-    if executor == "inline" or n_jobs <= 1:
+
+    def finished(job, record, error=None):
+        if error:
+            summary["failed"].append((job, error))
+        elif record is None:
+            summary["busy"] += 1  # another run on the same store holds this job
+        else:
+            summary["done"] += 1
+        if on_done:
+            on_done(job, record)
+
+    if executor == "ray":
+        _run_ray(pending, store, settings, n_jobs, ray_address, finished)
+    elif executor == "inline" or n_jobs <= 1:
         for job in pending:
             if progress:
                 progress(job, "start", None)
-            record = execute(job, store, settings)
-            summary["done"] += 1
-            if on_done:
-                on_done(job, record)
-        return summary
-    if executor != "process":
-        raise ConfigError(f"unknown executor '{executor}'{suggest(executor, ['inline', 'process'])}")
+            finished(job, execute(job, store, settings))
+    else:
+        _run_processes(pending, store, settings, n_jobs, finished)
+    if summary["failed"]:
+        job, error = summary["failed"][0]
+        raise SynbenchError(f"{len(summary['failed'])} job(s) failed; first: {job.describe()}: {error}")
+    return summary
+
+
+def _run_processes(pending, store, settings, n_jobs, finished) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     threads = settings.threads or max(1, (os.cpu_count() or 1) // n_jobs)
     worker_settings = {**settings.__dict__, "threads": threads}
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(_execute_in_worker, j.to_dict(), str(store.root), worker_settings) for j in pending]
-        for fut in as_completed(futures):
-            job_dict, record, error = fut.result()
-            job = Job.from_dict(job_dict)
+        try:
+            for fut in as_completed(futures):
+                job_dict, record, error = fut.result()
+                finished(Job.from_dict(job_dict), record, error)
+        except BrokenProcessPool:
+            for fut in futures:
+                fut.cancel()
+            done = sum(store.has_job(j.job_id) for j in pending)
+            raise SynbenchError(f"a worker process died (killed or out of memory); {done} of {len(pending)} jobs "
+                                "were stored and are kept; run the same command again to finish") from None
+
+
+def _run_ray(pending, store, settings, n_jobs, address, finished) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs the 'ray' package (pip install 'synbench[ray]')") from None
+    shared = load_shared(pending, store, settings)
+    started_here = not ray.is_initialized()
+    if started_here:
+        address = address or os.environ.get("RAY_ADDRESS")
+        kwargs = {} if address else {"num_cpus": max(n_jobs, 1), "include_dashboard": False}
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False, **kwargs)
+        except Exception as exc:  # connection refused, bad address, ...
+            raise ConfigError(f"cannot start or reach Ray at {address or 'a local cluster'}: {exc}") from None
+    try:
+        threads = settings.threads or max(1, (os.cpu_count() or 1) // max(n_jobs, 1))
+        worker_settings = RunSettings(**{**settings.__dict__, "threads": threads})
+        shared_ref = ray.put(shared)
+        remote = ray.remote(num_cpus=1, max_retries=2)(_compute_in_ray)
+        refs = {remote.remote(job.to_dict(), worker_settings.__dict__, shared_ref): job for job in pending}
+        waiting = list(refs)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            job = refs[ready[0]]
+            try:
+                record, predictions, error = ray.get(ready[0])
+            except Exception as exc:  # a worker that died more often than max_retries
+                record, predictions, error = None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if error:
-                summary["failed"].append((job, error))
-            else:
-                summary["done"] += 1
-            if on_done:
-                on_done(job, record)
-    if summary["failed"]:
-        job, error = summary["failed"][0]
-        raise SynbenchError(f"{len(summary['failed'])} job(s) failed; first: {job.describe()}: {error}")
-    return summary
+                finished(job, None, error)
+                continue
+            with store.claim(job.job_id) as claimed:
+                wrote = claimed and store.write_job(job.job_id, record, predictions)
+            finished(job, record if wrote else None)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _compute_in_ray(job_dict: dict, settings: dict, shared: SharedInputs):
+    job = Job.from_dict(job_dict)
+    try:
+        record, predictions = compute(job, RunSettings(**settings), shared)
+    except SynbenchError as exc:
+        return None, None, str(exc)
+    return record, predictions, None

@@ -20,7 +20,10 @@ import os
 import shutil
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 import pandas as pd
 
@@ -94,6 +97,21 @@ class Store:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
 
+    @contextmanager
+    def claim(self, job_id: str):
+        """Yield True if this process holds the job's lock (released on exit, also when killed)."""
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.jobs_dir / f".lock-{job_id}"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
     def job_ids(self) -> list[str]:
         if not self.jobs_dir.is_dir():
             return []
@@ -161,5 +179,5 @@ class Store:
 
     def log_invocation(self, entry: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "invocations.jsonl", "a") as fh:
+        with FileLock(str(self.root / ".invocations.lock")), open(self.root / "invocations.jsonl", "a") as fh:
             fh.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
