@@ -30,7 +30,24 @@ def _frame_digest(frame: pd.DataFrame | pd.Series) -> str:
     return hashlib.sha256(hashed.to_numpy().tobytes() + cols.encode()).hexdigest()
 
 
+_DIGESTS: dict[tuple, tuple[SynergyData, str]] = {}
+
+
 def data_digest(data: SynergyData) -> str:
+    """Content hash of the entity tables and omics (memoised per table objects: hashing costs
+    tens of milliseconds per job otherwise; tables are replaced, not edited in place)."""
+    key = (id(data), id(data.drugs), id(data.cell_lines), tuple((n, id(m)) for n, m in sorted(data.omics.items())))
+    hit = _DIGESTS.get(key)
+    if hit is not None and hit[0] is data:
+        return hit[1]
+    digest = _data_digest(data)
+    if len(_DIGESTS) > 64:
+        _DIGESTS.clear()
+    _DIGESTS[key] = (data, digest)
+    return digest
+
+
+def _data_digest(data: SynergyData) -> str:
     parts = [_frame_digest(data.drugs), _frame_digest(data.cell_lines)]
     parts += [f"{name}:{_frame_digest(m)}" for name, m in sorted(data.omics.items())]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -72,7 +72,7 @@ class PeakMemory:
     def _sample(self):
         while not self._stop.is_set():
             self.peak_mb = max(self.peak_mb, _rss_mb())
-            time.sleep(self.interval)
+            self._stop.wait(self.interval)  # returns at once when the block ends
 
     def __enter__(self):
         self.start_mb = self.peak_mb = _rss_mb()
