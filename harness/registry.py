@@ -2,7 +2,7 @@
 
 Built-in plugins and third-party ones take the same path: each is a module implementing the
 hooks in :mod:`synbench.hookspecs`. Built-ins are listed in ``synbench.plugins.BUILTIN_PLUGINS``;
-others are found through the entry-point group ``synbench``.
+others are found through the entry-point group ``synbench`` or named in ``SYNBENCH_PLUGINS``.
 """
 
 from __future__ import annotations
@@ -104,17 +104,32 @@ def make_plugin_manager(entry_points: bool = True, extra_modules=()) -> pluggy.P
 
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    for module_name in (*BUILTIN_PLUGINS, *extra_modules):
+    for module_name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
+    for module_name in extra_modules:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise PluginError(f"plugin module '{module_name}' (from SYNBENCH_PLUGINS) failed to import: "
+                              f"{type(exc).__name__}: {exc}") from None
+        pm.register(module, name=module_name)
     if entry_points:
         try:
             pm.load_setuptools_entrypoints(hookspecs.PROJECT)
         except Exception as exc:
             raise PluginError(f"a third-party synbench plugin failed to load: {exc}") from exc
-    pm.check_pending()  # a misspelt hook name fails loudly
+    try:
+        pm.check_pending()  # a misspelt hook name fails loudly
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin module '{pm.get_name(exc.plugin)}': {str(exc).splitlines()[0]}") from None
     return pm
 
 
 @lru_cache(maxsize=1)
 def get_registry() -> Registry:
-    return Registry(make_plugin_manager())
+    """Built-ins, installed entry points, and the modules named in ``SYNBENCH_PLUGINS``
+    (comma-separated import names: a plugin under development, without packaging it)."""
+    import os
+
+    extra = [m.strip() for m in os.environ.get("SYNBENCH_PLUGINS", "").split(",") if m.strip()]
+    return Registry(make_plugin_manager(extra_modules=extra))

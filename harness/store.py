@@ -110,6 +110,9 @@ class Store:
         try:
             yield True
         finally:
+            # Removing the file leaves at worst a job computed twice by racing runs (write_job
+            # keeps the first); it never leaves stray files in the store.
+            Path(lock.lock_file).unlink(missing_ok=True)
             lock.release()
 
     def job_ids(self) -> list[str]:

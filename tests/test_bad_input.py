@@ -110,3 +110,49 @@ def test_missing_data_is_a_clear_error(tmp_path):
 def test_leaderboard_of_a_non_store(tmp_path):
     res = _cli("leaderboard", str(tmp_path))
     assert res.returncode == 2 and "not a synbench result store" in res.stderr
+
+
+# -- third-party plugins that misbehave -----------------------------------------------------------
+_PLUGIN_HEAD = """
+import numpy as np
+from synbench import hookimpl
+from synbench.base import Model
+"""
+_GOOD_MODEL = """
+class Shape(Model):
+    name = "shape-model"
+    def __init__(self, task="regression", seed=0):
+        self.task, self.seed = task, seed
+    def fit(self, train, valid=None):
+        return self
+    def predict(self, batch):
+        return np.zeros(len(batch) - {missing})
+"""
+
+
+@pytest.mark.parametrize("body, message", [
+    ("@hookimpl\ndef synbench_register_models():\n    raise RuntimeError('boom')\n",
+     "plugin module 'badplugin' failed in synbench_register_models: boom"),
+    ("@hookimpl\ndef synbench_register_models():\n    return Model\n", "synbench_register_models must return a list"),
+    ("@hookimpl\ndef synbench_register_modells():\n    return []\n", "plugin module 'badplugin'"),
+    ("import not_a_module_anywhere\n", "failed to import: ModuleNotFoundError"),
+    ("from synbench.plugins.models.lasso import LassoModel\n@hookimpl\ndef synbench_register_models():\n    return [LassoModel]\n",
+     "model 'lasso' is registered twice"),
+    (_GOOD_MODEL.format(missing=1) + "@hookimpl\ndef synbench_register_models():\n    return [Shape]\n",
+     "model 'shape-model' returned"),
+    (_GOOD_MODEL.format(missing=0).replace("return self", "raise ValueError('singular matrix')")
+     + "@hookimpl\ndef synbench_register_models():\n    return [Shape]\n",
+     "model 'shape-model' failed on mock/score shape-model fold 0: ValueError: singular matrix"),
+])
+def test_misbehaving_plugins_are_named_and_leave_the_store_as_it_was(tmp_path, store, body, message):
+    (tmp_path / "badplugin.py").write_text(_PLUGIN_HEAD + body)
+    import os
+
+    env = {"SYNBENCH_PLUGINS": "badplugin", "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    before = _snapshot(store)
+    res = _cli("run", "-d", "mock", "-t", "score", "-m", "shape-model", "--folds", "0", "--profile", "smoke",
+               "--out", str(store), env=env)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr, res.stderr
+    assert len([l for l in res.stderr.splitlines() if l.startswith("error:")]) == 1 and "Traceback" not in res.stderr
+    assert _snapshot(store) == before
