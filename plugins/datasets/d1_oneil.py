@@ -5,6 +5,7 @@ import pandas as pd
 from synbench.base import Dataset
 from synbench.data import CELL, N_DRUGS, SynergyData, Target
 from synbench.datadir import read_manifest, resolve
+from synbench.entities import shared_aliases
 from synbench.errors import DataError
 from synbench.hookspecs import hookimpl
 from synbench.tabular_io import read_table
@@ -34,7 +35,7 @@ class D1ONeil(Dataset):
         }, index=pd.Index(row_id, name="row_id"))
 
         smiles = read_table(paths["smiles"], sep=",", header=None, names=["drug", "smiles"], index_col=0)
-        aliases = manifest.extra.get("aliases", {})
+        aliases = shared_aliases("drugs")  # datasets/aliases.toml, shared by every dataset
         drugs = pd.DataFrame({"smiles": smiles["smiles"]})
         drugs["aliases"] = [list(aliases.get(d, [])) for d in drugs.index]
         drugs.index.name = "drug"
