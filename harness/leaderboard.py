@@ -26,7 +26,11 @@ class Leaderboard:
     def wide(self) -> pd.DataFrame:
         s = self.summary.copy()
         s["cell"] = [_fmt(m, sd, n, e, d) for m, sd, n, e, d in zip(s["mean"], s["std"], s["n_folds"], s["expected"], s["n_defined"])]
-        s["column"] = s["dataset"] + "/" + s["target"] + " " + s["metric"]
+        # The split is part of a cell's identity: name it when it is not the dataset's default or
+        # when one dataset/target was run under several schemes (else their cells would collide).
+        n_splits = s.groupby(["dataset", "target"])["split"].transform("nunique")
+        named = (n_splits > 1) | ~s["split"].isin(["published", "random"])
+        s["column"] = s["dataset"] + np.where(named, " [" + s["split"].astype(str) + "]", "") + "/" + s["target"] + " " + s["metric"]
         order = list(dict.fromkeys(s.sort_values(["dataset", "target", "metric_order"])["column"]))
         wide = s.pivot_table(index=METHOD_COLS, columns="column", values="cell", aggfunc="first")[order]
         rank_cols = self.ranks.pivot_table(index=METHOD_COLS, columns="metric", values="avg_rank")

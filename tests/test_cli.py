@@ -78,3 +78,16 @@ def test_leaderboard_ranks_and_undefined_folds():
     wide = board.wide().set_index("model")
     assert wide.loc["flat", "d/t pcc"] == "0.500 (1/2 folds defined)"
     assert wide.loc["good", "d/t pcc"] == f"0.750 ± {np.std([0.8, 0.7], ddof=1):.3f}"
+
+
+def test_leaderboard_keeps_split_schemes_apart():
+    import pandas as pd
+
+    from synbench.leaderboard import build
+
+    rows = [{"model": "m", "featurizers": "", "profile": "cpu", "dataset": "d", "target": "t", "split": split,
+             "fold": fold, "metric": "pcc", "value": value}
+            for split, value in (("random", 0.8), ("leave-drug-out", 0.2)) for fold in range(2)]
+    wide = build(pd.DataFrame(rows), ["pcc"]).wide().set_index("model")
+    assert wide.loc["m", "d [random]/t pcc"].startswith("0.800")
+    assert wide.loc["m", "d [leave-drug-out]/t pcc"].startswith("0.200")
