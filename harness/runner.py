@@ -28,7 +28,7 @@ from .errors import ConfigError, SynbenchError
 from .features import featurize, parse_spec
 from .metrics import score_predictions
 from .registry import get_registry, suggest
-from .splits import check_splits, fold_ids, make_splits, n_folds_of, schemes_of
+from .splits import EXTERNAL, check_splits, fold_ids, make_splits, n_folds_of, schemes_of, with_external
 from .store import Store
 
 SELECTION_METRIC = {"regression": ("mse", False), "classification": ("roc_auc", True)}
@@ -95,6 +95,19 @@ def load_dataset(name: str, data_dir: str | None = None) -> SynergyData:
     return data.validate()
 
 
+def load_job_data(name: str, split: str, data_dir: str | None = None) -> SynergyData:
+    """The data a job runs on: the dataset, joined with its external set for ``external:<set>`` splits."""
+    data = load_dataset(name, data_dir)
+    if split.startswith(EXTERNAL):
+        return _with_external_cached(name, split, data_dir)
+    return data
+
+
+@lru_cache(maxsize=4)
+def _with_external_cached(name: str, split: str, data_dir: str | None) -> SynergyData:
+    return with_external(load_dataset(name, data_dir), split[len(EXTERNAL):]).validate()
+
+
 # -- planning -------------------------------------------------------------------------------------
 def resolve_profile(model_cls, profile: str) -> Profile:
     if profile not in model_cls.profiles:
@@ -135,12 +148,13 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
         registry.dataset(ds_name)
         data = load_dataset(ds_name, data_dir)
         scheme = split or ("published" if data.fold_column else "random")
-        ds_targets = targets or list(data.targets)
-        for t in ds_targets:
-            data.target(t)
         if scheme not in schemes_of(data):
             raise ConfigError(f"unknown split scheme '{scheme}' for dataset '{ds_name}'{suggest(scheme, schemes_of(data))}")
         n = n_folds_of(data, scheme, n_folds)
+        data = load_job_data(ds_name, scheme, data_dir)
+        ds_targets = targets or list(data.targets)
+        for t in ds_targets:
+            data.target(t)
         chosen_folds = list(range(n)) if folds is None else list(folds)
         for f in chosen_folds:
             if not 0 <= f < n:
@@ -162,13 +176,13 @@ def prepare(jobs: list[Job], store: Store, data_dir=None) -> None:
     checked = set()
     for job in jobs:
         if job.split_key not in checked:
-            data = load_dataset(job.dataset, data_dir)
+            data = load_job_data(job.dataset, job.split, data_dir)
             table = make_splits(data, job.split, job.n_folds, job.seed)
             store.save_splits(store.split_path(*job.split_key), table)
             checked.add(job.split_key)
         key = job.split_key + (job.target,)
         if key not in checked:
-            data = load_dataset(job.dataset, data_dir)
+            data = load_job_data(job.dataset, job.split, data_dir)
             target = data.target(job.target)
             check_splits(store.load_splits(store.split_path(*job.split_key)), data.labels(job.target), target.task,
                          where=f"{job.dataset}/{job.target} ({job.split}): ")
@@ -238,8 +252,8 @@ def _plugin_errors(job: Job):
 class SharedInputs:
     """Inputs loaded once and handed to every job (the Ray executor puts them in its object store)."""
 
-    datasets: dict = field(default_factory=dict)  # name -> SynergyData
-    features: dict = field(default_factory=dict)  # (dataset, spec) -> FeatureSet
+    datasets: dict = field(default_factory=dict)  # (dataset, split) -> SynergyData
+    features: dict = field(default_factory=dict)  # ((dataset, split), spec) -> FeatureSet
     splits: dict = field(default_factory=dict)  # split_key -> split table
 
 
@@ -247,12 +261,13 @@ def load_shared(jobs: list[Job], store: Store, settings: RunSettings) -> SharedI
     shared = SharedInputs()
     registry = get_registry()
     for job in jobs:
-        if job.dataset not in shared.datasets:
-            shared.datasets[job.dataset] = load_dataset(job.dataset, settings.data_dir)
-        data = shared.datasets[job.dataset]
+        key = (job.dataset, job.split)
+        if key not in shared.datasets:
+            shared.datasets[key] = load_job_data(job.dataset, job.split, settings.data_dir)
+        data = shared.datasets[key]
         for spec in job.featurizers:
-            if (job.dataset, spec) not in shared.features:
-                shared.features[job.dataset, spec] = featurize(data, spec, registry=registry, use_cache=settings.use_feature_cache)
+            if (key, spec) not in shared.features:
+                shared.features[key, spec] = featurize(data, spec, registry=registry, use_cache=settings.use_feature_cache)
         if job.split_key not in shared.splits:
             shared.splits[job.split_key] = store.load_splits(store.split_path(*job.split_key))
     return shared
@@ -280,7 +295,7 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         os.environ["SYNBENCH_THREADS"] = str(settings.threads)
         _set_threads(settings.threads)
     registry = get_registry()
-    data = shared.datasets.get(job.dataset) or load_dataset(job.dataset, settings.data_dir)
+    data = shared.datasets.get((job.dataset, job.split)) or load_job_data(job.dataset, job.split, settings.data_dir)
     target = data.target(job.target)
     model_cls = registry.model(job.model)
     profile = resolve_profile(model_cls, job.profile)
@@ -288,7 +303,7 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
     labels = data.labels(job.target)
 
     t0 = time.perf_counter()
-    features = {name: shared.features.get((job.dataset, name))
+    features = {name: shared.features.get(((job.dataset, job.split), name))
                 or featurize(data, name, registry=registry, use_cache=settings.use_feature_cache) for name in job.featurizers}
     featurize_seconds = time.perf_counter() - t0
 

@@ -107,8 +107,48 @@ def _inner_valid(rows: pd.DataFrame, drug_cols: list[str], scheme: str, seed: in
 _GROUP_SCHEME = {"combination": "leave-combination-out", "drug": "leave-drug-out", "cell": "leave-cell-out", "row": "random"}
 
 
+EXTERNAL = "external:"
+
+
 def schemes_of(data: SynergyData) -> tuple[str, ...]:
-    return SCHEMES + tuple(data.published_splits)
+    return SCHEMES + tuple(data.published_splits) + tuple(EXTERNAL + n for n in data.external_sets)
+
+
+def with_external(data: SynergyData, name: str) -> SynergyData:
+    """The dataset plus one of its external evaluation sets, as a single one-fold split: every row
+    of the dataset trains (inner validation carved out, grouped by combination) and every row of
+    the external set tests. External row ids get the prefix ``<name>:``; entities and omics are
+    joined so that featurizers see both sides."""
+    from dataclasses import replace
+
+    from .data import PublishedSplit
+    from .registry import suggest
+
+    if name not in data.external_sets:
+        raise ConfigError(f"dataset '{data.name}' has no external set '{name}'{suggest(name, data.external_sets)}")
+    ext = data.external_sets[name]
+    ext_rows = ext.combinations.rename(index=lambda r: f"{name}:{r}")
+    keep = [c for c in ext_rows.columns if c in data.combinations.columns or c.startswith("drug_")]
+    combinations = pd.concat([data.combinations, ext_rows[keep]])
+    combinations.index.name = "row_id"
+    if data.fold_column:
+        combinations = combinations.drop(columns=[data.fold_column])
+    drugs = pd.concat([data.drugs, ext.drugs.loc[~ext.drugs.index.isin(data.drugs.index)]])
+    cells = pd.concat([data.cell_lines, ext.cell_lines.loc[~ext.cell_lines.index.isin(data.cell_lines.index)]])
+    omics = {}
+    for key, matrix in data.omics.items():
+        other = ext.omics.get(key)
+        if other is not None and len(other):
+            extra = other.loc[~other.index.isin(matrix.index)].reindex(columns=matrix.columns)
+            omics[key] = pd.concat([matrix, extra.dropna()]) if extra.notna().all(axis=1).any() else matrix
+        else:
+            omics[key] = matrix
+    table = pd.concat([pd.DataFrame({"fold": 0, "row_id": data.combinations.index, "role": "train"}),
+                       pd.DataFrame({"fold": 0, "row_id": ext_rows.index, "role": "test"})], ignore_index=True)
+    targets = {t: target for t, target in data.targets.items() if t in ext.targets}
+    return replace(data, combinations=combinations, drugs=drugs, cell_lines=cells, omics=omics,
+                   targets=targets, checksums={**data.checksums, **ext.checksums}, fold_column=None,
+                   published_splits={EXTERNAL + name: PublishedSplit(table, group_by="combination")}, external_sets={})
 
 
 def n_folds_of(data: SynergyData, scheme: str, n_folds: int) -> int:
@@ -117,6 +157,8 @@ def n_folds_of(data: SynergyData, scheme: str, n_folds: int) -> int:
         return int(data.combinations[data.fold_column].nunique())
     if scheme in data.published_splits:
         return int(data.published_splits[scheme].table["fold"].nunique())
+    if scheme.startswith(EXTERNAL):
+        return 1
     return n_folds
 
 
@@ -142,6 +184,8 @@ def make_splits(data: SynergyData, scheme: str, n_folds: int = 5, seed: int = 0)
         from .registry import suggest
 
         raise ConfigError(f"unknown split scheme '{scheme}' for dataset '{data.name}'{suggest(scheme, schemes_of(data))}")
+    if scheme.startswith(EXTERNAL) and scheme not in data.published_splits:
+        data = with_external(data, scheme[len(EXTERNAL):])
     if scheme in data.published_splits:
         return _from_published(data, scheme, seed)
     rows, dcols = data.combinations, data.drug_columns

@@ -128,3 +128,23 @@ def test_dataset_shipped_split_files_become_a_named_scheme(data):
     bad = dataclasses.replace(data, published_splits={"x": PublishedSplit(pd.DataFrame({"fold": [0], "row_id": ["nope"], "role": ["test"]}))})
     with pytest.raises(DataError, match="split 'x' names unknown rows nope"):
         bad.validate()
+
+
+def test_external_set_is_one_fold_training_on_everything(data):
+    import dataclasses
+
+    from synbench.splits import with_external
+
+    ext = mock_data()
+    held = ext.combinations.index[:40]
+    ext = dataclasses.replace(ext, combinations=ext.combinations.loc[held])
+    joined = dataclasses.replace(data, external_sets={"lab": ext})
+    assert "external:lab" in schemes_of(joined) and n_folds_of(joined, "external:lab", 5) == 1
+    table = make_splits(joined, "external:lab", seed=0)
+    ids = fold_ids(table, 0)
+    assert set(ids["test"]) == {f"lab:{r}" for r in held}
+    assert set(ids["train"]) | set(ids["valid"]) == set(data.combinations.index)
+    merged = with_external(joined, "lab").validate()
+    assert merged.fold_column is None and len(merged.combinations) == len(data.combinations) + 40
+    with pytest.raises(ConfigError, match="no external set 'lbb'; did you mean 'lab'"):
+        with_external(joined, "lbb")
