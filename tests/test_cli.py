@@ -91,3 +91,11 @@ def test_leaderboard_keeps_split_schemes_apart():
     wide = build(pd.DataFrame(rows), ["pcc"]).wide().set_index("model")
     assert wide.loc["m", "d [random]/t pcc"].startswith("0.800")
     assert wide.loc["m", "d [leave-drug-out]/t pcc"].startswith("0.200")
+
+
+def test_featurizer_options_with_commas_stay_one_spec():
+    from synbench.cli import _split_featurizers
+
+    assert _split_featurizers(["chem:radius=2,n_bits=256,expression", "llm-description:encoder=openai,model=m"]) == [
+        "chem:radius=2,n_bits=256", "expression", "llm-description:encoder=openai,model=m"]
+    assert _split_featurizers(["chem,expression:n_genes=5"]) == ["chem", "expression:n_genes=5"]

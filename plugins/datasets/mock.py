@@ -31,6 +31,22 @@ MOCK_DRUGS = {
     "DOPAMINE": "NCCc1ccc(O)c(O)c1",
 }
 MOCK_CELLS = {"CELL-A": "breast", "CELL-B": "breast", "CELL-C": "lung", "CELL-D": "lung", "CELL-E": "colon", "CELL-F": "colon"}
+# Short texts for the description featurizers (used where no project description matches).
+MOCK_DRUG_TEXT = {
+    "ASPIRIN": "Aspirin, a salicylate that irreversibly inhibits cyclooxygenase; analgesic and antiplatelet drug.",
+    "CAFFEINE": "Caffeine, a methylxanthine adenosine receptor antagonist and central nervous system stimulant.",
+    "IBUPROFEN": "Ibuprofen, a propionic acid non-steroidal anti-inflammatory drug that inhibits cyclooxygenase.",
+    "PARACETAMOL": "Paracetamol (acetaminophen), an analgesic and antipyretic with weak peripheral anti-inflammatory action.",
+    "METFORMIN": "Metformin, a biguanide antidiabetic drug that lowers hepatic glucose production.",
+    "5-FU": "5-Fluorouracil, a pyrimidine antimetabolite that inhibits thymidylate synthase.",
+    "TEMOZOLOMIDE": "Temozolomide, an oral alkylating prodrug that methylates DNA; used for glioblastoma.",
+    "GEMCITABINE": "Gemcitabine, a nucleoside analogue that inhibits DNA synthesis and ribonucleotide reductase.",
+    "CARBOPLATIN": "Carboplatin, a platinum compound that forms DNA crosslinks.",
+    "NICOTINE": "Nicotine, a tobacco alkaloid that activates nicotinic acetylcholine receptors.",
+    "THEOPHYLLINE": "Theophylline, a methylxanthine bronchodilator and phosphodiesterase inhibitor.",
+    "DOPAMINE": "Dopamine, a catecholamine neurotransmitter that acts on dopamine and adrenergic receptors.",
+}
+MOCK_CELL_TEXT = {name: f"Synthetic {tissue} cancer cell line {name} of the mock dataset." for name, tissue in MOCK_CELLS.items()}
 
 
 def make_mock(seed: int = 7, n_genes: int = 24, triples: int = 30) -> SynergyData:
@@ -60,9 +76,10 @@ def make_mock(seed: int = 7, n_genes: int = 24, triples: int = 30) -> SynergyDat
     fold_of = dict(zip(uniq, rng.permutation(np.arange(len(uniq)) % 5)))
     table["fold"] = keys.map(fold_of).to_numpy()
     threshold = float(np.quantile(table["score"], 0.6))
-    drug_table = pd.DataFrame({"smiles": pd.Series(MOCK_DRUGS), "aliases": [[] for _ in drugs]})
+    drug_table = pd.DataFrame({"smiles": pd.Series(MOCK_DRUGS), "aliases": [[] for _ in drugs],
+                               "description": pd.Series(MOCK_DRUG_TEXT)})
     drug_table.index.name = "drug"
-    cell_table = pd.DataFrame({"tissue": pd.Series(MOCK_CELLS)})
+    cell_table = pd.DataFrame({"tissue": pd.Series(MOCK_CELLS), "description": pd.Series(MOCK_CELL_TEXT)})
     cell_table.index.name = "cell_line"
     return SynergyData(
         name="mock",
