@@ -1,0 +1,85 @@
+"""Figures the original papers report, kept as data (``datasets/published_results.toml``).
+
+The report sets them beside our numbers for the same dataset, target and metric; they are a
+sanity check, not a target, because every paper's protocol differs from synbench's in some way
+that each entry's ``protocol`` note states.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+PUBLISHED_FILE = "published_results.toml"
+REQUIRED = ("paper", "dataset", "target", "metric", "value", "protocol")
+
+
+@dataclass(frozen=True)
+class PublishedFigure:
+    paper: str  # short citation, e.g. "DeepSynergy (Preuer et al. 2018)"
+    citation: str
+    doi: str
+    model: str  # the synbench model implementing the paper's method, "" if none
+    dataset: str
+    target: str
+    metric: str
+    value: float
+    split: str
+    protocol: str
+
+
+def load(path: str | Path | None = None) -> list[PublishedFigure]:
+    """Read the packaged figures, or those in ``path`` (same format)."""
+    if path is None:
+        path = Path(str(resources.files("synbench.manifests").joinpath(PUBLISHED_FILE)))
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"published figures file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(f"published figures file {path} is not valid TOML: {exc}") from None
+    papers = raw.get("papers", {})
+    figures = []
+    for i, entry in enumerate(raw.get("figures", [])):
+        missing = [k for k in REQUIRED if k not in entry]
+        if missing:
+            raise DataError(f"{path}: figure {i + 1} lacks {', '.join(missing)}")
+        if entry["paper"] not in papers:
+            raise DataError(f"{path}: figure {i + 1} names paper '{entry['paper']}', which has no [papers.{entry['paper']}] table")
+        paper = papers[entry["paper"]]
+        figures.append(PublishedFigure(
+            paper=paper.get("short", entry["paper"]), citation=paper.get("citation", ""), doi=paper.get("doi", ""),
+            model=entry.get("model", ""), dataset=entry["dataset"], target=entry["target"], metric=entry["metric"],
+            value=float(entry["value"]), split=entry.get("split", ""), protocol=entry["protocol"],
+        ))
+    return figures
+
+
+def compare(figures: list[PublishedFigure], summary: pd.DataFrame, method_label) -> pd.DataFrame:
+    """One row per published figure x our method on the same dataset, target and metric.
+
+    ``summary`` is ``Leaderboard.summary`` (mean over folds per method and cell); ``method_label``
+    maps a summary row to the name shown. Figures with no matching cell are left out.
+    """
+    rows = []
+    for i, fig in enumerate(figures):
+        ours = summary[(summary["dataset"] == fig.dataset) & (summary["target"] == fig.target) & (summary["metric"] == fig.metric)]
+        ours = ours.sort_values(["rank", "mean"], na_position="last", kind="stable")
+        for _, r in ours.iterrows():
+            mean = float(r["mean"])
+            rows.append({
+                "figure": i, "paper": fig.paper, "dataset": fig.dataset, "target": fig.target, "metric": fig.metric,
+                "published": fig.value, "method": method_label(r), "same_method": bool(fig.model) and r["model"] == fig.model,
+                "ours": mean, "ours_std": float(r["std"]), "n_folds": int(r["n_folds"]), "n_defined": int(r["n_defined"]),
+                "difference": mean - fig.value if np.isfinite(mean) else float("nan"),
+                "split": r["split"], "paper_split": fig.split,
+            })
+    return pd.DataFrame(rows)

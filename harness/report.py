@@ -1,0 +1,747 @@
+"""Benchmark reports that a reader can use without running anything.
+
+``build(stores)`` reads job records and stored predictions from one or more result stores (the
+same loading as ``synbench leaderboard``) and writes the report as Markdown; ``write`` saves it
+three ways from that one text, so the formats never disagree:
+
+- ``report.md`` with its plots as PNG files in ``report_figures/`` beside it;
+- ``report.html``, the same Markdown rendered by markdown-it-py into one self-contained file
+  (plots inlined as base64 PNG, inline CSS, no scripts, fonts or links to fetch).
+
+Nothing is retrained or recomputed from features: tables come from ``harness.leaderboard`` and the
+records, plots from ``predictions.parquet``. Output is deterministic (no build timestamp; PNGs
+carry no metadata), so rebuilding from the same stores gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import leaderboard as lb
+from . import published as pub
+from .errors import ConfigError, StoreError
+from .registry import get_registry
+from .store import Store
+
+FIGURE_DPI = 100
+# Fixed plot style; DejaVu Sans ships with matplotlib, so the images do not depend on system fonts.
+RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9,
+      "xtick.labelsize": 8.5, "ytick.labelsize": 8.5, "legend.fontsize": 8, "axes.grid": True,
+      "grid.alpha": 0.3, "svg.hashsalt": "synbench", "path.simplify": True}
+FOLD_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+
+
+# -- loading ---------------------------------------------------------------------------------------
+@dataclass
+class Runs:
+    """Everything the report reads: records, tidy metrics and invocations, by store."""
+
+    roots: list[Path]
+    stores: list[Store]
+    records: list[dict]
+    metrics: pd.DataFrame
+    store_of: dict[str, Store]  # job_id -> the store holding its predictions
+    duplicates: int = 0  # jobs present in more than one store (the first store's copy is used)
+
+    def predictions(self, job_id: str) -> pd.DataFrame | None:
+        path = self.store_of[job_id].jobs_dir / job_id / "predictions.parquet"
+        return pd.read_parquet(path) if path.is_file() else None
+
+
+def load(roots, datasets=None) -> Runs:
+    roots = [Path(r) for r in roots]
+    stores = [Store(r, create=False) for r in roots]
+    records, frames, store_of, duplicates = [], [], {}, 0
+    for store in stores:
+        frame = store.metrics_frame()
+        for rec in store.records():
+            if rec["job_id"] in store_of:
+                duplicates += 1
+                frame = frame[frame["job_id"] != rec["job_id"]]
+                continue
+            store_of[rec["job_id"]] = store
+            records.append(rec)
+        frames.append(frame)
+    metrics = pd.concat(frames, ignore_index=True)
+    if datasets:
+        metrics = metrics[metrics["dataset"].isin(datasets)]
+        records = [r for r in records if r["job"]["dataset"] in datasets]
+    if metrics.empty:
+        raise ConfigError(f"no finished jobs in {', '.join(map(str, roots))}" + (f" for {', '.join(datasets)}" if datasets else ""))
+    records.sort(key=lambda r: r["job_id"])
+    return Runs(roots, stores, records, metrics, store_of, duplicates)
+
+
+# -- the document ----------------------------------------------------------------------------------
+@dataclass
+class Figure:
+    name: str  # file name (PNG) inside the figures folder
+    png: bytes
+    alt: str
+    caption: str
+
+
+@dataclass
+class Report:
+    title: str
+    parts: list = field(default_factory=list)  # Markdown strings and Figures, in order
+
+    def add(self, *texts: str) -> None:
+        self.parts.extend(texts)
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [p for p in self.parts if isinstance(p, Figure)]
+
+    def markdown(self, image_src) -> str:
+        out = []
+        for p in self.parts:
+            if isinstance(p, Figure):
+                out.append(f"![{p.alt}]({image_src(p)})\n\n*{p.caption}*\n")
+            else:
+                out.append(p.rstrip("\n") + "\n")
+        return "\n".join(out)
+
+    def to_markdown(self, figures_dir: str) -> str:
+        return self.markdown(lambda f: f"{figures_dir}/{f.name}")
+
+    def to_html(self) -> str:
+        from markdown_it import MarkdownIt
+
+        text = self.markdown(lambda f: "data:image/png;base64," + base64.b64encode(f.png).decode("ascii"))
+        md = MarkdownIt("commonmark", {"html": False}).enable("table")
+        tokens = md.parse(text)
+        seen = set()
+        for i, tok in enumerate(tokens):
+            if tok.type == "heading_open":  # anchors for the contents list, as GitHub makes them
+                slug = base = _slug(tokens[i + 1].content)
+                n = 1
+                while slug in seen:
+                    slug, n = f"{base}-{n}", n + 1
+                seen.add(slug)
+                tok.attrSet("id", slug)
+        body = md.renderer.render(tokens, md.options, {})
+        body = body.replace(" ± ", "\u00a0±\u00a0")  # keep "mean ± std" on one line in table cells
+        return HTML_PAGE.format(title=html.escape(self.title), css=CSS, body=body)
+
+
+def _slug(text: str) -> str:
+    text = re.sub(r"[`*]", "", text.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       margin: 0; color: #1f2328; background: #fff; line-height: 1.5; font-size: 15px; }
+main { max-width: 1120px; margin: 0 auto; padding: 24px 32px 64px; }
+h1 { font-size: 1.9em; border-bottom: 2px solid #d0d7de; padding-bottom: .25em; }
+h2 { font-size: 1.45em; margin-top: 2.2em; border-bottom: 1px solid #d0d7de; padding-bottom: .2em; }
+h3 { font-size: 1.15em; margin-top: 1.6em; }
+h4 { font-size: 1em; margin-top: 1.3em; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: 13px; display: block;
+        overflow-x: auto; max-width: 100%; }
+th, td { border: 1px solid #d0d7de; padding: 4px 9px; text-align: left; vertical-align: top; }
+th { background: #f3f5f7; }
+tbody tr:nth-child(even) td { background: #fafbfc; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace;
+       font-size: 88%; background: #f3f5f7; padding: 0 3px; border-radius: 3px; overflow-wrap: anywhere; }
+li { overflow-wrap: anywhere; }
+img { max-width: 100%; height: auto; display: block; margin: .8em 0 .2em; }
+p > em:only-child { color: #57606a; font-size: 13px; }
+blockquote { margin: .8em 0; padding: .4em 1em; border-left: 4px solid #d4a72c; background: #fff8e5; }
+"""
+
+HTML_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{css}</style>
+</head>
+<body>
+<main>
+{body}</main>
+</body>
+</html>
+"""
+
+
+# -- formatting helpers ----------------------------------------------------------------------------
+def md_table(header: list[str], rows: list[list]) -> str:
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _num(v, digits=3) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _signed(v, digits=3) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:+.{digits}f}"
+
+
+def _signed_g(v) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:+.4g}"
+
+
+def _published(v: float) -> str:
+    return f"{v:.2f}" if abs(v) < 10 else f"{v:g}"  # papers print two decimals for correlations and AUCs
+
+
+def _secs(v) -> str:
+    if not np.isfinite(v):
+        return ""
+    if v < 0.01:
+        return "<0.01"
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
+
+
+def _p(v) -> str:
+    return "n/a" if not np.isfinite(v) else f"{v:.3g}"
+
+
+def _fig_name(*parts) -> str:
+    return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "-", str(p)).strip("-") for p in parts) + ".png"
+
+
+def _method_key(row) -> tuple:
+    return (row["model"], row["featurizers"], row["profile"])
+
+
+class Labels:
+    """Short method names for plots and tables: the model name, plus its featurizers or profile only
+    where the same model appears with more than one of them."""
+
+    def __init__(self, metrics: pd.DataFrame):
+        keys = sorted(set(map(tuple, metrics[lb.METHOD_COLS].astype(str).to_numpy())))
+        self.names = {}
+        for model, feats, profile in keys:
+            variants = [k for k in keys if k[0] == model]
+            extra = [feats or "no featurizer"] if len({k[1] for k in variants}) > 1 else []
+            extra += [profile] if len({k[2] for k in variants}) > 1 else []
+            self.names[(model, feats, profile)] = f"{model} ({'; '.join(extra)})" if extra else model
+        palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
+        self.colour = {k: palette[i % len(palette)] for i, k in enumerate(sorted(self.names, key=self.names.get))}
+
+    def __call__(self, row) -> str:
+        return self.names[tuple(str(v) for v in _method_key(row))]
+
+
+# -- plots -----------------------------------------------------------------------------------------
+def _new_figure(width, height):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = MplFigure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)  # Agg, no pyplot: no global state, no display needed
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None})  # no version stamp: stable bytes
+    return buf.getvalue()
+
+
+def box_plot(cell: pd.DataFrame, order: list[tuple], labels: Labels, metrics: list, title: str) -> bytes:
+    """One panel per metric, one horizontal box per method over its folds, folds as coloured points."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        n_methods, folds = len(order), sorted(cell["fold"].unique())
+        ncols = min(len(metrics), 3)
+        nrows = -(-len(metrics) // ncols)
+        fig = _new_figure(4.6 * ncols, nrows * (0.42 * n_methods + 1.3) + 0.5)
+        # one method order for every panel, so the names are printed once per row of panels
+        axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
+        offsets = {f: (i - (len(folds) - 1) / 2) * min(0.09, 0.5 / max(len(folds), 1)) for i, f in enumerate(folds)}
+        for ax, metric in zip(axes, metrics):
+            data, positions, colours, px, py, pc = [], [], [], [], [], []
+            for i, key in enumerate(order):
+                vals = cell[(cell["metric"] == metric.name) & (cell["method"] == key)]
+                finite = vals[np.isfinite(vals["value"])]
+                y = n_methods - 1 - i  # best at the top
+                if len(finite):
+                    data.append(finite["value"].to_numpy())
+                    positions.append(y)
+                    colours.append(labels.colour[key])
+                px += list(finite["value"])
+                py += [y + offsets[f] for f in finite["fold"]]
+                pc += [FOLD_COLOURS[folds.index(f) % len(FOLD_COLOURS)] for f in finite["fold"]]
+                if len(finite) < len(vals) or not len(vals):
+                    note = "undefined on every fold" if not len(finite) else f"{len(finite)}/{len(vals)} folds defined"
+                    ax.annotate(note, (0.01, y + 0.31), xycoords=("axes fraction", "data"), ha="left", va="bottom",
+                                fontsize=7, color="#6e7781")
+            if px:
+                ax.scatter(px, py, s=16, c=pc, edgecolor="white", linewidth=0.4, zorder=3)
+            if data:
+                boxes = ax.boxplot(data, positions=positions, orientation="horizontal", widths=0.55, patch_artist=True,
+                                   showfliers=False, medianprops={"color": "black", "linewidth": 1.2})
+                for patch, colour in zip(boxes["boxes"], colours):
+                    patch.set_facecolor(colour)
+                    patch.set_alpha(0.35)
+            ax.set_yticks(range(n_methods), [labels.names[k] for k in reversed(order)])
+            ax.set_ylim(-0.7, n_methods - 0.3)
+            ax.set_title(f"{metric.name} ({'higher' if metric.higher_is_better else 'lower'} is better)")
+            ax.grid(axis="y", visible=False)
+        for ax in axes[len(metrics):]:
+            ax.set_visible(False)
+        handles = [matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=FOLD_COLOURS[i % len(FOLD_COLOURS)], label=f"fold {f}")
+                   for i, f in enumerate(folds)]
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(folds), 8), frameon=False)
+        fig.suptitle(title, fontsize=10.5)
+        return _png(fig)
+
+
+def scatter_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str]], target: str, pcc_fn, title: str) -> bytes:
+    """Predicted vs observed per method, pooled over folds, with the pooled PCC in each title."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        ncols = min(len(pooled), 4)
+        nrows = -(-len(pooled) // ncols)
+        fig = _new_figure(3.1 * ncols, 3.0 * nrows + 0.4)
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        # Shared axes across panels, but the predicted range is not stretched to the observed one:
+        # models shrink towards the mean, and an equal-aspect plot would squash every cloud flat.
+        x_lo, x_hi = _padded(np.concatenate([y for _, y, _, _ in pooled]))
+        y_lo, y_hi = _padded(np.concatenate([p for _, _, p, _ in pooled]))
+        for ax, (label, y, p, colour) in zip(axes, pooled):
+            ax.scatter(y, p, s=3, alpha=0.2, color=colour, linewidths=0, rasterized=True)
+            lo, hi = max(x_lo, y_lo), min(x_hi, y_hi)
+            if lo < hi:
+                ax.plot([lo, hi], [lo, hi], color="#444", linewidth=0.8, linestyle="--")
+            pcc = pcc_fn(y, p)
+            stat = f"PCC {pcc:.3f}" if np.isfinite(pcc) else "PCC n/a (constant prediction)"
+            ax.set_title(f"{label}\n{stat}, n = {len(y):,}")
+            ax.set_xlim(x_lo, x_hi)
+            ax.set_ylim(y_lo, y_hi)
+            ax.set_xlabel(f"observed {target}")
+            ax.set_ylabel("predicted")
+        for ax in axes[len(pooled):]:
+            ax.set_visible(False)
+        fig.suptitle(title, fontsize=10.5)
+        return _png(fig)
+
+
+def _padded(values: np.ndarray, frac: float = 0.03) -> tuple[float, float]:
+    lo, hi = float(np.min(values)), float(np.max(values))
+    pad = frac * (hi - lo) or 1.0
+    return lo - pad, hi + pad
+
+
+def roc_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str]], fold_auc: dict, title: str) -> bytes:
+    """ROC curve per method from the predictions of all folds pooled."""
+    import matplotlib
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    with matplotlib.rc_context(RC):
+        fig = _new_figure(6.4, 5.4 + 0.17 * len(pooled))
+        ax = fig.subplots()
+        ax.plot([0, 1], [0, 1], color="#888", linewidth=0.8, linestyle="--", label="chance")
+        for label, y, p, colour in pooled:
+            fpr, tpr, _ = roc_curve(y, p)
+            auc = roc_auc_score(y, p)
+            ax.plot(fpr, tpr, color=colour, linewidth=1.6,
+                    label=f"{label}: pooled AUC {auc:.3f}, fold mean {_num(fold_auc.get(label, np.nan))}")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_aspect("equal")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        fig.legend(loc="outside lower center", ncol=1, frameon=False)
+        ax.set_title(title)
+        return _png(fig)
+
+
+# -- statistics ------------------------------------------------------------------------------------
+def paired_tests(metrics: pd.DataFrame, summary: pd.DataFrame, labels: Labels) -> pd.DataFrame:
+    """Best method of each (dataset, target, split, metric) cell against every other method,
+    paired by fold over the folds both have with a defined value: Wilcoxon signed-rank (two-sided)."""
+    from scipy.stats import wilcoxon
+
+    rows = []
+    known = {e.name: e.obj for e in get_registry().entries("metric")}
+    for (dataset, target, split, metric), cell in summary.groupby(["dataset", "target", "split", "metric"], sort=True):
+        ranked = cell[cell["rank"].notna()].sort_values(["rank"] + lb.METHOD_COLS, kind="stable")
+        if ranked.empty:
+            continue
+        best = _method_key(ranked.iloc[0])
+        values = metrics[(metrics["dataset"] == dataset) & (metrics["target"] == target) & (metrics["split"] == split)
+                         & (metrics["metric"] == metric)]
+        by_method = {k: g.set_index("fold")["value"] for k, g in values.groupby(lb.METHOD_COLS)}
+        higher = known[metric].higher_is_better
+        for _, other_row in cell.sort_values(["rank"] + lb.METHOD_COLS, na_position="last", kind="stable").iterrows():
+            other = _method_key(other_row)
+            if other == best:
+                continue
+            a, b = by_method[best], by_method[other]
+            shared = sorted(f for f in a.index.intersection(b.index) if np.isfinite(a[f]) and np.isfinite(b[f]))
+            d = np.array([a[f] - b[f] for f in shared])
+            p = float("nan")
+            if len(d) >= 2 and np.any(d != 0):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # small-sample notes; the caveat is stated in the report
+                    p = float(wilcoxon(d, alternative="two-sided").pvalue)
+            rows.append({
+                "dataset": dataset, "target": target, "split": split, "metric": metric,
+                "best": labels.names[tuple(map(str, best))], "other": labels.names[tuple(map(str, other))],
+                "n": len(d), "mean_diff": float(d.mean()) if len(d) else float("nan"),
+                "best_better": int(np.sum(d > 0) if higher else np.sum(d < 0)), "p": p,
+                "identical": bool(len(d) and not np.any(d != 0)),
+            })
+    return pd.DataFrame(rows)
+
+
+# -- the report ------------------------------------------------------------------------------------
+def build(roots, metric_names=None, datasets=None, title=None, command=None, published_path=None) -> Report:
+    registry = get_registry()
+    runs = load(roots, datasets)
+    metrics = runs.metrics.copy()
+    board = lb.build(metrics, metric_names)
+    if board.summary.empty:
+        raise ConfigError("none of the chosen metrics is in the stored results")
+    names = list(dict.fromkeys(board.summary.sort_values("metric_order")["metric"]))
+    labels = Labels(metrics)
+    metrics["method"] = [tuple(map(str, k)) for k in metrics[lb.METHOD_COLS].to_numpy()]
+    summary = board.summary.copy()
+    summary["method"] = [tuple(map(str, k)) for k in summary[lb.METHOD_COLS].to_numpy()]
+    known = {e.name: e.obj for e in registry.entries("metric")}
+    cells = summary[["dataset", "target", "split"]].drop_duplicates().sort_values(["dataset", "target", "split"])
+    task_of = {(r["job"]["dataset"], r["job"]["target"]): r["task"] for r in runs.records}
+
+    datasets_seen = sorted(metrics["dataset"].unique())
+    title = title or f"synbench report: {', '.join(datasets_seen)}"
+    rep = Report(title)
+    rep.add(f"# {title}")
+    finished = sorted(r["provenance"].get("finished_at", "") for r in runs.records if r["provenance"].get("finished_at"))
+    intro = [
+        f"Built only from stored results: {len(runs.records)} finished jobs (job records and their test-fold predictions) "
+        f"in {', '.join(f'`{r}`' for r in runs.roots)}. Nothing was retrained; every number and plot below is derived "
+        "from those files" + (f", and rebuilding with `{command}` gives the same report." if command else "."),
+    ]
+    if finished:
+        intro.append(f"Jobs finished between {finished[0]} and {finished[-1]} (as recorded).")
+    if runs.duplicates:
+        intro.append(f"{runs.duplicates} jobs appear in more than one store; the copy in the first store listed is used.")
+    rep.add(" ".join(intro))
+    sections = ["Summary", "Leaderboard", "Fold-level results", "Predictions", "Paired tests", "Published figures",
+                "Runtime and memory", "Selected hyperparameters", "Provenance"]
+    rep.add("Contents: " + " · ".join(f"[{s}](#{_slug(s)})" for s in sections))
+
+    # -- summary
+    rep.add("## Summary")
+    rows = []
+    for _, c in cells.iterrows():
+        recs = [r for r in runs.records if (r["job"]["dataset"], r["job"]["target"], r["job"]["split"]) == (c["dataset"], c["target"], c["split"])]
+        folds = sorted({r["job"]["fold"] for r in recs})
+        tested = {}
+        for r in recs:
+            tested[r["job"]["fold"]] = r.get("n_rows", {}).get("test", 0)
+        rows.append([c["dataset"], c["target"], task_of.get((c["dataset"], c["target"]), ""), c["split"],
+                     f"{len(folds)} ({', '.join(map(str, folds))})", f"{sum(tested.values()):,}",
+                     len({(r["job"]["model"], "+".join(r["job"]["featurizers"]), r["job"]["profile"]) for r in recs})])
+    rep.add(md_table(["dataset", "target", "task", "split", "folds", "test rows (all folds)", "methods"], rows))
+    ds_rows = []
+    for name in datasets_seen:
+        try:
+            cls = registry.dataset(name)
+            ds_rows.append([name, cls.description, cls.reference])
+        except Exception:  # a dataset whose plugin is not installed here: its results still report
+            ds_rows.append([name, "(plugin not installed)", ""])
+    rep.add("Datasets (descriptions from the installed plugins):", md_table(["dataset", "description", "reference"], ds_rows))
+    m_rows = []
+    for key in sorted(labels.names, key=labels.names.get):
+        model, feats, profile = key
+        try:
+            cls = registry.model(model)
+            desc, ref = cls.description, cls.reference
+        except Exception:
+            desc, ref = "(plugin not installed)", ""
+        m_rows.append([labels.names[key], model, feats or "(none)", profile, desc, ref])
+    rep.add("Methods (a method is a model with its featurizers and profile):",
+            md_table(["method", "model", "featurizers", "profile", "description", "reference"], m_rows))
+    rep.add("Metrics:", "\n".join(f"- `{n}`: {known[n].description} ({known[n].task}; {'higher' if known[n].higher_is_better else 'lower'} is better)"
+                                  for n in names) + "\n")
+
+    # -- leaderboard
+    rep.add("## Leaderboard",
+            "Mean ± sample standard deviation (ddof = 1) over the test folds. "
+            "Average ranks per metric are taken over the dataset/target cells of the table; a method missing folds "
+            "of a cell shows how many it has and is not ranked there; an undefined value (PCC of a constant "
+            "prediction) is left out of the mean and ranks last. Each method's featurizers and profile are in the "
+            "Methods table above; `synbench leaderboard` prints the same numbers.")
+    for dataset in datasets_seen:
+        wide = lb.build(runs.metrics[runs.metrics["dataset"] == dataset], metric_names).wide()
+        cols = [c for c in wide.columns if c not in lb.METHOD_COLS]
+        rows = [[labels(r)] + [lb._cell(r[c]) for c in cols] for _, r in wide.iterrows()]
+        rep.add(f"### {dataset}", md_table(["method"] + [c.removeprefix(f"{dataset}/") for c in cols], rows))
+    if len(datasets_seen) > 1:
+        ranks = board.ranks.copy()
+        ranks["method"] = [labels(r) for _, r in ranks.iterrows()]
+        wide = ranks.pivot_table(index="method", columns="metric", values="avg_rank")
+        wide = wide[[m for m in names if m in wide.columns]]
+        wide = wide.sort_values(list(wide.columns)[0], na_position="last")
+        rep.add("### Average rank across all datasets",
+                md_table(["method"] + [f"avg rank {m}" for m in wide.columns],
+                         [[i] + [_num(v, 2) for v in row] for i, row in zip(wide.index, wide.to_numpy())]))
+
+    # -- box plots
+    rep.add("## Fold-level results",
+            "One box per method over its test folds (box: quartiles, line: median, whiskers: 1.5 IQR), each fold as a "
+            "point coloured by fold so that pairs can be followed across methods; methods ordered by their rank on the "
+            "first metric, best at the top (cf. BAITSAO Fig. 3a).")
+    for _, c in cells.iterrows():
+        cell = metrics[(metrics["dataset"] == c["dataset"]) & (metrics["target"] == c["target"]) & (metrics["split"] == c["split"])]
+        cell_names = [m for m in names if m in set(cell["metric"])]
+        if not cell_names:
+            continue
+        first = summary[(summary["dataset"] == c["dataset"]) & (summary["target"] == c["target"]) & (summary["split"] == c["split"])
+                        & (summary["metric"] == cell_names[0])]
+        # ranked methods first; unranked ones (missing folds) after them, by their mean
+        first = first.assign(score=-first["mean"] if known[cell_names[0]].higher_is_better else first["mean"])
+        order = list(first.sort_values(["rank", "score", "method"], na_position="last", kind="stable")["method"])
+        png = box_plot(cell[cell["metric"].isin(cell_names)], order, labels, [known[m] for m in cell_names],
+                       f"{c['dataset']} / {c['target']} ({c['split']} split)")
+        rep.add(f"### {c['dataset']} / {c['target']}")
+        rep.add(Figure(_fig_name("box", c["dataset"], c["target"], c["split"]), png, f"box plots {c['dataset']} {c['target']}",
+                       f"Per-fold {', '.join(cell_names)} on {c['dataset']} / {c['target']}."))
+
+    # -- predictions
+    rep.add("## Predictions",
+            "From the stored test-fold predictions (`predictions.parquet`), pooled over folds: every row appears once, "
+            "predicted by the model of the fold in which it was held out. Pooled values can differ from the fold means "
+            "in the leaderboard.")
+    pcc_fn, any_pred = known["pcc"].fn, False
+    for _, c in cells.iterrows():
+        task = task_of.get((c["dataset"], c["target"]))
+        recs = [r for r in runs.records if (r["job"]["dataset"], r["job"]["target"], r["job"]["split"]) == (c["dataset"], c["target"], c["split"])]
+        by_method: dict[tuple, list] = {}
+        for r in recs:
+            key = (r["job"]["model"], "+".join(r["job"]["featurizers"]), r["job"]["profile"])
+            pred = runs.predictions(r["job_id"])
+            if pred is not None:
+                by_method.setdefault(key, []).append(pred)
+        if not by_method:
+            continue
+        order = sorted(by_method, key=lambda k: labels.names[k])
+        pooled = []
+        for key in order:
+            frame = pd.concat(by_method[key]).sort_index()
+            frame = frame[np.isfinite(frame["y_true"]) & np.isfinite(frame["y_pred"])]
+            pooled.append((labels.names[key], frame["y_true"].to_numpy(), frame["y_pred"].to_numpy(), labels.colour[key]))
+        heading = f"### {c['dataset']} / {c['target']}"
+        if task == "regression":
+            rep.add(heading, Figure(_fig_name("scatter", c["dataset"], c["target"], c["split"]),
+                                    scatter_plot(pooled, c["target"], pcc_fn, f"{c['dataset']} / {c['target']}: predicted vs observed"),
+                                    f"predicted vs observed {c['dataset']} {c['target']}",
+                                    "Predicted against observed, one panel per method, all folds pooled; dashed: y = x. "
+                                    "PCC in each title is computed on the pooled predictions."))
+            any_pred = True
+        elif task == "classification":
+            pooled = [t for t in pooled if len(np.unique(t[1])) == 2]
+            if not pooled:
+                continue
+            fold_auc = {}
+            cell_auc = summary[(summary["dataset"] == c["dataset"]) & (summary["target"] == c["target"])
+                               & (summary["split"] == c["split"]) & (summary["metric"] == "roc_auc")]
+            for _, r in cell_auc.iterrows():
+                fold_auc[labels.names[r["method"]]] = r["mean"]
+            rep.add(heading, Figure(_fig_name("roc", c["dataset"], c["target"], c["split"]),
+                                    roc_plot(pooled, fold_auc, f"{c['dataset']} / {c['target']}: ROC, folds pooled"),
+                                    f"ROC curves {c['dataset']} {c['target']}",
+                                    "ROC curve per method from the predicted class-1 probabilities of all folds pooled; the "
+                                    "legend gives the pooled AUC and the mean of the per-fold AUCs (the leaderboard value). Pooling mixes folds "
+                                    "whose scores are on different scales (for the constant baseline, a different class rate per "
+                                    "fold), so its curve need not be the diagonal."))
+            any_pred = True
+    if not any_pred:
+        rep.add("No stored predictions were found for these jobs.")
+
+    # -- paired tests
+    rep.add("## Paired tests")
+    tests = paired_tests(metrics, summary, labels)
+    ns = sorted(set(tests["n"])) if not tests.empty else []
+    rep.add("For each dataset/target and metric, the best-ranked method against each other method, paired by fold over "
+            "the folds where both have a defined value. Difference = best − other, averaged over those folds (for a "
+            "lower-is-better metric such as MSE a negative difference favours the best method); \"best better\" counts "
+            "the folds on which the best method is ahead; p is the two-sided Wilcoxon signed-rank test on the paired "
+            "differences (`scipy.stats.wilcoxon`, exact null distribution unless some differences are zero or tied).")
+    if ns:
+        minima = ", ".join(f"n = {n}: {2 / 2 ** n:.4g}" for n in ns if n >= 2)
+        rep.add(f"> **Caveat.** With n paired folds the smallest two-sided p this test can give is 2/2^n ({minima}). "
+                "With five folds no difference can reach p < 0.05 however large and consistent it is, so read p together with "
+                "the mean difference and the count of folds won, not as a pass/fail test. The tests are not corrected for "
+                "multiple comparisons.")
+        rows = []
+        for _, r in tests.iterrows():
+            if r["n"] == 0:
+                rows.append([f"{r['dataset']} / {r['target']}", r["metric"], r["best"], r["other"], 0, "", "",
+                             "no fold with a defined value for both"])
+                continue
+            rows.append([f"{r['dataset']} / {r['target']}", r["metric"], r["best"], r["other"], r["n"], _signed_g(r["mean_diff"]),
+                         f"{r['best_better']}/{r['n']}", "identical on every fold" if r["identical"] else _p(r["p"])])
+        rep.add(md_table(["dataset / target", "metric", "best", "other", "folds", "mean difference", "best better", "p (Wilcoxon)"], rows))
+    else:
+        rep.add("Only one method per cell: nothing to compare.")
+
+    # -- published figures
+    rep.add("## Published figures")
+    figures = pub.load(published_path)
+    comparison = pub.compare(figures, summary, labels)
+    if comparison.empty:
+        known_sets = sorted({f.dataset for f in figures})
+        rep.add(f"No published figure concerns the datasets, targets and metrics of this report (figures are kept for "
+                f"{', '.join(f'`{d}`' for d in known_sets)} in `datasets/published_results.toml`).")
+    else:
+        rep.add("Numbers the original papers report on the same data, beside ours: mean ± std over our folds, and in "
+                "parentheses the difference ours − published. They are a sanity check, not a target: the protocols differ "
+                "as noted under each table, and \"same method\" marks the synbench implementation of the paper's model.")
+        for paper in dict.fromkeys(comparison["paper"]):
+            shown = sorted(set(comparison.loc[comparison["paper"] == paper, "figure"]))
+            figs = [figures[i] for i in shown]
+            methods = list(dict.fromkeys(comparison[comparison["figure"] == shown[0]]["method"]))
+            methods += [m for m in dict.fromkeys(comparison[comparison["figure"].isin(shown)]["method"]) if m not in methods]
+            rows = [["**published**"] + [f"**{_published(f.value)}**" for f in figs]]
+            for method in methods:
+                row, same = [], False
+                for i in shown:
+                    hit = comparison[(comparison["figure"] == i) & (comparison["method"] == method)]
+                    if hit.empty:
+                        row.append("")
+                        continue
+                    r = hit.iloc[0]
+                    same = same or bool(r["same_method"])
+                    folds = "" if r["n_defined"] == r["n_folds"] else f", {r['n_defined']}/{r['n_folds']} folds defined"
+                    ours = _num(r["ours"]) + (f" ± {_num(r['ours_std'])}" if np.isfinite(r["ours_std"]) else "")
+                    row.append(ours if not np.isfinite(r["difference"]) else f"{ours} ({_signed(r['difference'])}{folds})")
+                rows.append([method + (" (same method)" if same else "")] + row)
+            splits = {f.split for f in figs if f.split}
+            rep.add(f"### {paper}", md_table(["method"] + [f"{f.dataset}/{f.target} {f.metric}" for f in figs], rows))
+            ours_splits = sorted(set(comparison[comparison["figure"].isin(shown)]["split"]))
+            if splits and set(ours_splits) != splits:
+                rep.add(f"Our split: {', '.join(ours_splits)}; closest to the paper's evaluation: {', '.join(sorted(splits))}.")
+            rep.add("\n".join(f"- {f.dataset}/{f.target} {f.metric} = {_published(f.value)}: {f.protocol}" for f in figs) + "\n")
+            ref = figs[0]
+            rep.add(f"Reference: {ref.citation}" + (f" doi:{ref.doi}" if ref.doi else ""))
+
+    # -- runtime
+    rep.add("## Runtime and memory",
+            "Per method and dataset/target, from the job records: mean seconds per job for featurisation, hyperparameter "
+            "search (on the inner validation split), the final fit and prediction; total = the sum of all four over all "
+            "jobs; peak = the largest resident memory of the job's process (MB); device and threads as recorded. Jobs "
+            "that ran beside other work share the CPU, so compare timings only within one invocation.")
+    rt = []
+    for r in runs.records:
+        j = r["job"]
+        t = r["timing"]
+        rt.append({"model": j["model"], "featurizers": "+".join(j["featurizers"]), "profile": j["profile"], "dataset": j["dataset"],
+                   "target": j["target"], "featurize": t.get("featurize_seconds", np.nan), "search": t.get("search_seconds", np.nan),
+                   "fit": t.get("fit_seconds", np.nan), "predict": t.get("predict_seconds", np.nan),
+                   "peak": r["resources"].get("peak_memory_mb", np.nan), "device": str(r["resources"].get("device", "cpu")),
+                   "threads": str(r["resources"].get("threads", "?"))})
+    rt = pd.DataFrame(rt)
+    rt["total"] = rt[["featurize", "search", "fit", "predict"]].fillna(0).sum(axis=1)
+    rows = []
+    for key, g in rt.groupby(lb.METHOD_COLS + ["dataset", "target"], sort=True):
+        rows.append([labels.names[tuple(map(str, key[:3]))], key[2], f"{key[3]} / {key[4]}", len(g), _secs(g["featurize"].mean()),
+                     _secs(g["search"].mean()), _secs(g["fit"].mean()), _secs(g["predict"].mean()), _secs(g["total"].sum()),
+                     f"{g['peak'].max():,.0f}", ", ".join(sorted(set(g["device"]))), ", ".join(sorted(set(g["threads"]), key=str))])
+    rows.sort(key=lambda row: (row[2], row[0]))
+    rep.add(md_table(["method", "profile", "dataset / target", "jobs", "featurize s", "search s", "fit s", "predict s",
+                      "total s", "peak MB", "device", "threads"], rows))
+    machines = sorted({json.dumps(r["provenance"].get("machine", {}), sort_keys=True) for r in runs.records})
+    if machines:
+        descr = []
+        for m in map(json.loads, machines):
+            descr.append(f"{m.get('cpus', '?')} CPUs, {m.get('processor', '')}, {m.get('platform', '')}, Python {m.get('python', '')}")
+        rep.add("Machines (as recorded): " + "; ".join(descr) + ".")
+
+    # -- selected hyperparameters
+    rep.add("## Selected hyperparameters",
+            "What the random search chose on the inner validation split of each training fold (\"fixed by the profile\": "
+            "no search, the job record's `params` hold the values used), with epochs run and the best epoch for models "
+            "that record a training log.")
+    by_cell: dict[tuple, list] = {}
+    for r in runs.records:
+        j = r["job"]
+        by_cell.setdefault((f"{j['dataset']} / {j['target']}", labels.names[(j["model"], "+".join(j["featurizers"]), j["profile"])]), []).append(r)
+    rows = []
+    for (cell_name, method), recs in sorted(by_cell.items()):
+        recs = sorted(recs, key=lambda r: r["job"]["fold"])
+        trials = sorted({len(r.get("search") or []) for r in recs})
+        chosen = [", ".join(f"{k}={_short(v)}" for k, v in sorted((r.get("selected_params") or {}).items())) for r in recs]
+        logs = [r.get("training") or {} for r in recs]
+        training = ["; ".join(f"{k}={_short(log[k])}" for k in ("epochs", "best_epoch") if k in log) for log in logs]
+        folds = [r["job"]["fold"] for r in recs]
+        rows.append([method, cell_name, ", ".join(map(str, trials)),
+                     "; ".join(f"fold {f}: {c}" for f, c in zip(folds, chosen)) if any(chosen) else "(fixed by the profile)",
+                     "; ".join(f"fold {f}: {t}" for f, t in zip(folds, training)) if any(training) else ""])
+    header = ["method", "dataset / target", "trials per fold", "selected", "training"]
+    if not any(row[-1] for row in rows):
+        header, rows = header[:-1], [row[:-1] for row in rows]
+    rep.add(md_table(header, rows))
+
+    # -- provenance
+    rep.add("## Provenance")
+    for root, store in zip(runs.roots, runs.stores):
+        recs = [r for r in runs.records if runs.store_of[r["job_id"]] is store]
+        if not recs:
+            continue
+        text = lb.provenance_markdown(recs, store.invocations())
+        lines = text.splitlines()
+        if lines and lines[0].startswith("# Provenance"):
+            lines = lines[1:]
+        shifted = [("##" + line) if line.startswith("## ") else line for line in lines]
+        rep.add(f"### Store `{root}`", "\n".join(shifted) + "\n")
+    return rep
+
+
+def _short(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def check_out(out: Path) -> Path:
+    out = Path(out)
+    if out.suffix.lower() != ".html":
+        raise ConfigError(f"--out must name an .html file (the Markdown is written beside it), got '{out}'")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; name the .html file to write")
+    return out
+
+
+def write(report: Report, out: Path) -> list[Path]:
+    """Write ``out`` (.html), the Markdown beside it and its figures folder; returns the paths."""
+    out = check_out(out)
+    figures_dir = out.parent / f"{out.stem}_figures"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figures_dir.mkdir(exist_ok=True)
+        for stale in figures_dir.glob("*.png"):  # figures of an earlier build that this one no longer has
+            if stale.name not in {f.name for f in report.figures}:
+                stale.unlink()
+        for f in report.figures:
+            (figures_dir / f.name).write_bytes(f.png)
+        md_path = out.with_suffix(".md")
+        md_path.write_text(report.to_markdown(figures_dir.name), encoding="utf-8")
+        out.write_text(report.to_html(), encoding="utf-8")
+    except OSError as exc:
+        raise StoreError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
+    return [out, md_path, figures_dir]

@@ -1,0 +1,148 @@
+"""`synbench report`: built from a stored mock run only, deterministic, self-contained, with the
+published figures beside ours when the dataset matches."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from synbench import leaderboard as lb
+from synbench import published as pub
+from synbench import report as rp
+from synbench.cli import app
+from synbench.errors import DataError
+from synbench.registry import get_registry
+from synbench.store import Store
+
+MODELS = ("constant", "lasso", "treecomb")
+HEADLINE = ("pcc", "mse", "roc_auc", "accuracy")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    store = root / "store"
+    # a separate process with one thread per job: fast on a busy machine, and this session's thread
+    # settings stay untouched for the other tests
+    env = {**os.environ, "SYNBENCH_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "synbench.cli", "run", "-d", "mock", "-m", "lasso,treecomb", "--profile", "smoke",
+                          "--out", str(store)], capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr
+    out = root / "out" / "report.html"
+    res = CliRunner().invoke(app, ["report", str(store), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return store, out
+
+
+def test_report_holds_every_model_metric_and_section(built):
+    store, out = built
+    md = out.with_suffix(".md").read_text()
+    for name in MODELS:
+        assert f"| {name} |" in md
+    for metric in HEADLINE:
+        assert f"`{metric}`" in md and f" {metric} " in md
+    # the leaderboard cells are harness.leaderboard's, not recomputed
+    board = lb.build(Store(store, create=False).metrics_frame())
+    lasso = board.wide().set_index("model").loc["lasso"]
+    assert f"| lasso | {lasso['mock/score mse']} | {lasso['mock/score pcc']} |" in md
+    for heading in ("## Leaderboard", "## Fold-level results", "## Predictions", "## Paired tests", "## Published figures",
+                    "## Runtime and memory", "## Selected hyperparameters", "## Provenance"):
+        assert heading in md
+    assert "0.0625" in md and "Wilcoxon" in md  # the n = 5 caveat
+    assert "- `synbench run -d mock -m lasso,treecomb --profile smoke --out " in md  # from invocations.jsonl
+    assert "| lasso | smoke | mock / score | 5 |" in md  # runtime row: method, profile, cell, jobs
+    figures = sorted(p.name for p in (out.parent / "report_figures").iterdir())
+    assert figures == ["box-mock-score-published.png", "box-mock-synergistic-published.png",
+                       "roc-mock-synergistic-published.png", "scatter-mock-score-published.png"]
+    assert sorted(re.findall(r"\]\(report_figures/([^)]+)\)", md)) == figures
+    for name in figures:
+        assert (out.parent / "report_figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_is_self_contained(built):
+    _, out = built
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page
+    assert "<script" not in page and "<link" not in page and "@import" not in page and "url(" not in page
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == 4 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<table>" in page and "lasso" in page and 'id="paired-tests"' in page
+
+
+def test_rebuild_gives_identical_files(built):
+    store, out = built
+    before = {p: p.read_bytes() for p in [out, out.with_suffix(".md"), *sorted((out.parent / "report_figures").iterdir())]}
+    res = CliRunner().invoke(app, ["report", str(store), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    after = {p: p.read_bytes() for p in before}
+    assert after == before
+
+
+def test_bad_store_or_out_is_a_one_line_error(built, tmp_path):
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "not a synbench result store" in lines[0]
+    res = CliRunner().invoke(app, ["report", str(built[0]), "--out", str(tmp_path / "r.pdf")])
+    assert res.exit_code == 2 and res.output.strip().startswith("error:") and ".html" in res.output
+
+
+def test_published_figures_appear_when_the_dataset_matches(built, tmp_path):
+    """Relabel the mock lasso jobs as D1's targets: the report must set DeepSynergy's figures beside them."""
+    store = tmp_path / "d1"
+    shutil.copytree(built[0], store, ignore=shutil.ignore_patterns("*constant*", "*treecomb*"))
+    rename = {"score": "loewe", "synergistic": "loewe_gt30"}
+    for path in (store / "jobs").glob("*/record.json"):
+        rec = json.loads(path.read_text())
+        rec["job"].update(dataset="d1-oneil", target=rename[rec["job"]["target"]])
+        path.write_text(json.dumps(rec))
+    md = rp.build([store]).to_markdown("figs")
+    section = md[md.index("## Published figures"):md.index("## Runtime and memory")]
+    assert "### DeepSynergy (Preuer et al. 2018)" in section and "doi:10.1093/bioinformatics/btx806" in section
+    assert "| **published** | **0.73** | **0.90** | **0.92** |" in section
+    summary = lb.build(Store(store, create=False).metrics_frame()).summary
+    pcc = summary[(summary["model"] == "lasso") & (summary["metric"] == "pcc")].iloc[0]
+    assert f"{pcc['mean']:.3f} ± {pcc['std']:.3f} ({pcc['mean'] - 0.73:+.3f})" in section
+    assert "selected its epoch" not in section and "nested cross-validation" in section  # D1 notes only, no D3 ones
+    assert "No published figure concerns" in built[1].with_suffix(".md").read_text()  # mock: none apply
+
+
+def test_paired_tests_use_only_folds_both_methods_have():
+    from scipy.stats import wilcoxon
+
+    a = [0.80, 0.82, 0.79, 0.85, 0.81]
+    b = [0.70, np.nan, 0.75, 0.80]  # fold 1 undefined, fold 4 missing
+    rows = [dict(model=m, featurizers="x", profile="smoke", dataset="d", target="t", split="random", fold=f, metric="pcc",
+                 value=v, job_id=f"{m}{f}") for m, vals in (("a", a), ("b", b)) for f, v in enumerate(vals)]
+    metrics = pd.DataFrame(rows)
+    summary = lb.build(metrics, ["pcc"]).summary
+    summary["method"] = [tuple(map(str, k)) for k in summary[lb.METHOD_COLS].to_numpy()]
+    tests = rp.paired_tests(metrics, summary, rp.Labels(metrics))
+    assert len(tests) == 1
+    t = tests.iloc[0]
+    assert (t["best"], t["other"], t["n"], t["best_better"]) == ("a", "b", 3, 3)
+    assert t["mean_diff"] == pytest.approx(np.mean([0.80 - 0.70, 0.79 - 0.75, 0.85 - 0.80]))
+    assert t["p"] == pytest.approx(wilcoxon([0.10, 0.04, 0.05]).pvalue) and t["p"] == pytest.approx(0.25)
+
+
+def test_published_figures_file_is_valid(tmp_path):
+    figures = pub.load()
+    registry = get_registry()
+    assert {(f.dataset, f.metric, f.value) for f in figures} >= {("d1-oneil", "pcc", 0.73), ("d3-deepdds", "roc_auc", 0.93)}
+    for f in figures:
+        registry.dataset(f.dataset)
+        assert registry.metric(f.metric).task in ("regression", "classification")
+        assert f.citation and f.doi and f.protocol
+        if f.model:
+            registry.model(f.model)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[papers.x]\nshort = "X"\n[[figures]]\npaper = "x"\ndataset = "d1-oneil"\n')
+    with pytest.raises(DataError, match="lacks"):
+        pub.load(bad)
