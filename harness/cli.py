@@ -42,6 +42,18 @@ def _split_multi(values: Optional[List[str]]) -> list[str]:
     return items
 
 
+def _split_featurizers(values: Optional[List[str]]) -> list[str]:
+    """Like :func:`_split_multi`, but ``chem:radius=2,n_bits=256`` stays one spec: a comma starts a
+    new featurizer only when what follows is not a ``key=value`` option."""
+    specs: list[str] = []
+    for part in _split_multi(values):
+        if specs and ":" in specs[-1] and "=" in part and ":" not in part.split("=", 1)[0]:
+            specs[-1] += "," + part
+        else:
+            specs.append(part)
+    return specs
+
+
 def _parse_params(values: Optional[List[str]]) -> dict:
     params = {}
     for item in values or []:
@@ -71,23 +83,81 @@ def plugins(kind: Optional[str] = typer.Option(None, help="only this kind: datas
         out.print(table)
 
 
-@app.command()
-def datasets(data_dir: Optional[Path] = typer.Option(None, help="directory with the staged data (else $SYNBENCH_DATA_DIR, cache, download)")):
-    """List datasets with rows, drugs, cell lines, targets and split schemes."""
+DATA_DIR_HELP = "directory with the staged data (else $SYNBENCH_DATA_DIR, cache, download)"
+datasets_app = typer.Typer(add_completion=False, rich_markup_mode=None, invoke_without_command=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+def _coverage_summary(data) -> str:
+    """'SMILES 38/38; expression 39/39; descriptions 11/38, 0/39' (drugs, then cell lines)."""
+    from .entities import coverage
+
+    (drugs, cells), _ = coverage(data)
+    parts = [f"SMILES {len(drugs.inputs['SMILES'])}/{len(drugs.names)}"]
+    parts += [f"{m} {len(cells.inputs[m])}/{len(cells.names)}" for m in cells.inputs if m != "descriptions"]
+    parts.append(f"descriptions {len(drugs.inputs['descriptions'])}/{len(drugs.names)}, "
+                 f"{len(cells.inputs['descriptions'])}/{len(cells.names)}")
+    return "; ".join(parts)
+
+
+@datasets_app.callback()
+def datasets(ctx: typer.Context, data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP)):
+    """List datasets with rows, drugs, cell lines, targets, split schemes and coverage; `datasets show NAME` details one."""
+    ctx.obj = data_dir
+    if ctx.invoked_subcommand is not None:
+        return
     with user_errors():
         from .registry import get_registry
         from .runner import load_dataset
 
-        table = Table("name", "rows", "drugs", "cell lines", "targets", "split schemes", "status", box=None)
+        table = Table("name", "rows", "drugs", "cell lines", "targets", "split schemes", "coverage", "status", box=None)
         for e in get_registry().entries("dataset"):
             try:
                 d = load_dataset(e.name, str(data_dir) if data_dir else None)
                 targets = ", ".join(f"{t.name} ({t.task[:5]})" for t in d.targets.values())
+                schemes = ", ".join(dict.fromkeys([*e.obj.split_schemes, *d.published_splits]))
                 table.add_row(e.name, f"{len(d.combinations):,}", str(len(d.drugs)), str(len(d.cell_lines)), targets,
-                              ", ".join(e.obj.split_schemes), "ok")
+                              schemes, _coverage_summary(d), "ok")
             except SynbenchError as exc:
-                table.add_row(e.name, "", "", "", "", ", ".join(e.obj.split_schemes), f"unavailable: {exc}")
+                table.add_row(e.name, "", "", "", "", ", ".join(e.obj.split_schemes), "", f"unavailable: {exc}")
         out.print(table)
+
+
+@datasets_app.command("show")
+def datasets_show(ctx: typer.Context, name: str = typer.Argument(..., help="dataset name"),
+                  data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP)):
+    """Coverage of one dataset: per entity kind, how many have SMILES / expression / descriptions, and which do not."""
+    with user_errors():
+        from .entities import coverage
+        from .registry import get_registry
+        from .runner import load_dataset
+
+        cls = get_registry().dataset(name)
+        data_dir = data_dir or ctx.obj
+        d = load_dataset(name, str(data_dir) if data_dir else None)
+        out.print(f"{name}: {cls.description}", markup=False, highlight=False)
+        out.print(f"{len(d.combinations):,} rows, {len(d.drugs)} drugs, {len(d.cell_lines)} cell lines; split schemes: "
+                  f"{', '.join(dict.fromkeys([*cls.split_schemes, *d.published_splits]))}", markup=False, highlight=False)
+        for t in d.targets.values():
+            out.print(f"  target {t.name} ({t.task}): {t.description}", markup=False, highlight=False)
+        kinds, notes = coverage(d)
+        inputs = list(dict.fromkeys(i for k in kinds for i in k.inputs if i != "descriptions")) + ["descriptions"]
+        table = Table("entities", "total", *inputs, "no input at all", box=None)
+        for k in kinds:
+            table.add_row(k.kind, str(len(k.names)), *[f"{len(k.inputs[i])}/{len(k.names)}" if i in k.inputs else "-" for i in inputs],
+                          str(len(k.uncovered)))
+        out.print(table)
+        for k in kinds:
+            for i in k.inputs:
+                missing = k.missing(i)
+                out.print(f"{k.kind} without {i} ({len(missing)}): {', '.join(missing) if missing else '-'}",
+                          markup=False, highlight=False, soft_wrap=True)
+            if k.uncovered:
+                out.print(f"{k.kind} no featurizer can cover ({len(k.uncovered)}): {', '.join(k.uncovered)}",
+                          markup=False, highlight=False, soft_wrap=True)
+        if notes["unreadable_description_lines"]:
+            out.print(f"note: {notes['unreadable_description_lines']} description lines were unreadable and not counted",
+                      markup=False, highlight=False)
 
 
 @app.command()
@@ -125,6 +195,8 @@ def run(
                 raise ConfigError(f"--folds expects integers like 0,1, got '{folds}'") from None
         if jobs < 1:
             raise ConfigError("--jobs must be at least 1")
+        if data_dir:  # featurizers and worker processes resolve their files through the same setting
+            os.environ["SYNBENCH_DATA_DIR"] = str(data_dir)
         if executor not in runner.EXECUTORS:
             raise ConfigError(f"unknown executor '{executor}'{suggest(executor, runner.EXECUTORS)}")
         if executor == "process" and jobs == 1:
@@ -134,7 +206,7 @@ def run(
             models.append("constant")
         plan = runner.plan(
             _split_multi(dataset), models, targets=_split_multi(target) or None,
-            featurizers=_split_multi(featurizer) or None, profile=profile, split=split, n_folds=n_folds, seed=seed,
+            featurizers=_split_featurizers(featurizer) or None, profile=profile, split=split, n_folds=n_folds, seed=seed,
             folds=fold_list, params=_parse_params(param), data_dir=str(data_dir) if data_dir else None,
         )
         if not plan:
@@ -222,6 +294,104 @@ def leaderboard(
                 prov_path.write_text(lb.provenance_markdown(store.records(), store.invocations()))
                 written.append(prov_path)
             console.print(f"wrote {', '.join(map(str, written))}")
+
+
+@app.command()
+def report(
+    stores: Optional[List[Path]] = typer.Argument(None, help="result store directories (default: results/local)"),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="HTML file to write; report.md and report_figures/ go beside it (default: <first store>/report.html)"),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", help="metrics to show (default: PCC, MSE, ROC-AUC, accuracy)"),
+    all_metrics: bool = typer.Option(False, help="show every registered metric"),
+    dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="only these datasets"),
+    title: Optional[str] = typer.Option(None, help="report title (default: the datasets' names)"),
+):
+    """Self-contained HTML + Markdown report from stored results: tables, plots, paired tests, published figures, provenance."""
+    with user_errors():
+        from . import report as rp
+        from .registry import get_registry
+
+        roots = stores or [Path(DEFAULT_STORE)]
+        names = None
+        if all_metrics:
+            names = [e.name for e in get_registry().entries("metric")]
+        elif metric:
+            names = _split_multi(metric)
+            for n in names:
+                get_registry().metric(n)
+        target = rp.check_out(out_path or Path(roots[0]) / "report.html")
+        # the command that rebuilds this report, shown in it (from the arguments, so rebuilds match)
+        command = ["synbench", "report", *map(str, roots), "--out", str(target)]
+        command += [a for n in (names or []) if not all_metrics for a in ("--metric", n)] + (["--all-metrics"] if all_metrics else [])
+        command += [a for d in _split_multi(dataset) for a in ("-d", d)] + (["--title", title] if title else [])
+        built = rp.build(roots, names, _split_multi(dataset) or None, title=title, command=shlex.join(command))
+        written = rp.write(built, target)
+        console.print(f"wrote {', '.join(map(str, written))} ({len(built.figures)} figures)")
+
+
+@app.command()
+def pretrain(
+    dataset: List[str] = typer.Option(..., "--dataset", "-d", help="dataset(s) to pre-train on; repeat or comma-separate"),
+    out_path: Path = typer.Option(..., "--out", help="checkpoint file to write"),
+    model: str = typer.Option("baitsao", "--model", "-m", help="a model with a checkpoint format"),
+    featurizer: Optional[List[str]] = typer.Option(None, "--featurizer", "-f", help="override the model's featurizers (fine-tuning must use the same)"),
+    profile: str = typer.Option("cpu", help="budget profile whose fixed parameters apply: paper, cpu or smoke"),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="fix a model hyperparameter, NAME=VALUE"),
+    exclude_overlap: Optional[List[str]] = typer.Option(None, "--exclude-overlap", help="drop combinations that occur in DATASET, or only in its published folds: DATASET[:FOLD,...]"),
+    seed: int = typer.Option(0, help="seed for the validation split and the model"),
+    data_dir: Optional[Path] = typer.Option(None, help="directory with the staged data (else $SYNBENCH_DATA_DIR, cache, download)"),
+):
+    """Pre-train a model on every target of the given datasets and save a checkpoint (for -ft / -zs models and predict)."""
+    with user_errors():
+        from .pretrain import pretrain as run_pretrain
+
+        summary = run_pretrain(_split_multi(dataset), out_path, model=model, featurizers=_split_featurizers(featurizer) or None,
+                               profile=profile, params=_parse_params(param), exclude=exclude_overlap or (), seed=seed,
+                               data_dir=str(data_dir) if data_dir else None)
+        log = summary["training_log"] or {}
+        tasks = ", ".join(f"{n} ({t[:5]})" for n, t in summary["tasks"].items())
+        console.print(f"pre-trained '{model}' on {summary['rows']:,} rows ({summary['train']:,} train, {summary['valid']:,} validation; "
+                      f"{summary['dropped']:,} overlapping rows dropped), {summary['combinations']:,} combinations, tasks: {tasks}",
+                      markup=False, highlight=False)
+        if log:
+            console.print(f"epochs {log.get('epochs')}, best {log.get('best_epoch')}, validation criterion "
+                          f"{log.get('best_valid_criterion')}, {summary['seconds']}s", markup=False, highlight=False)
+        console.print(f"wrote {summary['path']} (training data sha256 {summary['training_checksum'][:16]}...)", markup=False, highlight=False)
+
+
+@app.command()
+def predict(
+    model_checkpoint: Path = typer.Option(..., "--model-checkpoint", help="checkpoint written by `synbench pretrain`"),
+    drugs: str = typer.Option(..., "--drugs", help="comma-separated drug names (two or more for a combination)"),
+    cell_line: str = typer.Option(..., "--cell-line", help="cell-line name"),
+    describe: Optional[List[str]] = typer.Option(None, "--describe", help='NAME="text" describing a drug or cell line the checkpoint lacks'),
+    passes: int = typer.Option(100, help="MC-dropout passes for the interval (0: point prediction only)"),
+    seed: int = typer.Option(0, help="seed of the MC-dropout passes"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+):
+    """Predict the synergy of any number of drugs on one cell line, with an MC-dropout interval."""
+    with user_errors():
+        import json
+
+        from .predict import parse_describe, query
+
+        if passes < 0:
+            raise ConfigError("--passes must be 0 or more")
+        result = query(model_checkpoint, drugs.split(","), cell_line, parse_describe(describe), passes=passes, seed=seed)
+        if as_json:
+            out.print_json(json.dumps(result))
+            return
+        title = f"{' + '.join(result['drugs'])} on {result['cell_line']} (k = {result['k']}, {result['passes']} MC-dropout passes)"
+        table = Table("head", "task", "prediction", "MC mean", "MC std", "95% interval", title=title, box=None)
+        for name, h in result["heads"].items():
+            interval = f"[{h['low']:.3f}, {h['high']:.3f}]" if "low" in h else ""
+            mc = [f"{h[k]:.3f}" if k in h else "" for k in ("mc_mean", "mc_std")]
+            label = "probability" if h["task"] == "classification" else "score"
+            table.add_row(name, label, f"{h['prediction']:.3f}", *mc, interval)
+        out.print(table)
+        for entity, source in result["entities"].items():
+            console.print(f"{entity}: {source}", markup=False, highlight=False)
+        for note in result["notes"]:
+            console.print(f"note: {note}", markup=False, highlight=False)
 
 
 def main():

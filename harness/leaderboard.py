@@ -18,6 +18,14 @@ from .registry import get_registry
 METHOD_COLS = ["model", "featurizers", "profile"]
 
 
+def method_of(job: dict) -> tuple[str, str, str]:
+    """A method is a model with its featurizers and its budget; hyperparameters fixed with ``-p``
+    (an ablation such as ``combine=sum``) are part of the budget label so ablations stay apart."""
+    params = job.get("params") or {}
+    profile = job["profile"] + ("".join(f" {k}={v}" for k, v in sorted(params.items())) if params else "")
+    return job["model"], "+".join(job["featurizers"]), profile
+
+
 @dataclass
 class Leaderboard:
     summary: pd.DataFrame  # tidy: method x dataset x target x metric with mean, std, n_folds, expected, rank

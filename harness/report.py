@@ -455,7 +455,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             tested[r["job"]["fold"]] = r.get("n_rows", {}).get("test", 0)
         rows.append([c["dataset"], c["target"], task_of.get((c["dataset"], c["target"]), ""), c["split"],
                      f"{len(folds)} ({', '.join(map(str, folds))})", f"{sum(tested.values()):,}",
-                     len({(r["job"]["model"], "+".join(r["job"]["featurizers"]), r["job"]["profile"]) for r in recs})])
+                     len({lb.method_of(r["job"]) for r in recs})])
     rep.add(md_table(["dataset", "target", "task", "split", "folds", "test rows (all folds)", "methods"], rows))
     ds_rows = []
     for name in datasets_seen:
@@ -533,7 +533,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         recs = [r for r in runs.records if (r["job"]["dataset"], r["job"]["target"], r["job"]["split"]) == (c["dataset"], c["target"], c["split"])]
         by_method: dict[tuple, list] = {}
         for r in recs:
-            key = (r["job"]["model"], "+".join(r["job"]["featurizers"]), r["job"]["profile"])
+            key = lb.method_of(r["job"])
             pred = runs.predictions(r["job_id"])
             if pred is not None:
                 by_method.setdefault(key, []).append(pred)
@@ -650,7 +650,8 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     for r in runs.records:
         j = r["job"]
         t = r["timing"]
-        rt.append({"model": j["model"], "featurizers": "+".join(j["featurizers"]), "profile": j["profile"], "dataset": j["dataset"],
+        model, featurizers, profile = lb.method_of(j)
+        rt.append({"model": model, "featurizers": featurizers, "profile": profile, "dataset": j["dataset"],
                    "target": j["target"], "featurize": t.get("featurize_seconds", np.nan), "search": t.get("search_seconds", np.nan),
                    "fit": t.get("fit_seconds", np.nan), "predict": t.get("predict_seconds", np.nan),
                    "peak": r["resources"].get("peak_memory_mb", np.nan), "device": str(r["resources"].get("device", "cpu")),
@@ -680,7 +681,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     by_cell: dict[tuple, list] = {}
     for r in runs.records:
         j = r["job"]
-        by_cell.setdefault((f"{j['dataset']} / {j['target']}", labels.names[(j["model"], "+".join(j["featurizers"]), j["profile"])]), []).append(r)
+        by_cell.setdefault((f"{j['dataset']} / {j['target']}", labels.names[lb.method_of(j)]), []).append(r)
     rows = []
     for (cell_name, method), recs in sorted(by_cell.items()):
         recs = sorted(recs, key=lambda r: r["job"]["fold"])

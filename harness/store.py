@@ -135,13 +135,15 @@ class Store:
 
     def metrics_frame(self) -> pd.DataFrame:
         """Tidy metrics: one row per job x metric, with the job's identifying columns."""
+        from .leaderboard import method_of
         rows = []
         for rec in self.records():
             job = rec["job"]
+            model, featurizers, profile = method_of(job)
             for metric, value in rec["metrics"].items():
                 rows.append({
                     "job_id": rec["job_id"], "dataset": job["dataset"], "target": job["target"], "task": rec["task"],
-                    "model": job["model"], "featurizers": "+".join(job["featurizers"]), "profile": job["profile"],
+                    "model": model, "featurizers": featurizers, "profile": profile,
                     "split": job["split"], "fold": job["fold"], "seed": job["seed"], "metric": metric, "value": value,
                     "fit_seconds": rec["timing"]["fit_seconds"], "predict_seconds": rec["timing"]["predict_seconds"],
                     "peak_memory_mb": rec["resources"]["peak_memory_mb"],

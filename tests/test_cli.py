@@ -99,3 +99,11 @@ def test_featurizer_options_with_commas_stay_one_spec():
     assert _split_featurizers(["chem:radius=2,n_bits=256,expression", "llm-description:encoder=openai,model=m"]) == [
         "chem:radius=2,n_bits=256", "expression", "llm-description:encoder=openai,model=m"]
     assert _split_featurizers(["chem,expression:n_genes=5"]) == ["chem", "expression:n_genes=5"]
+
+
+def test_fixed_parameters_keep_ablations_apart(tmp_path):
+    from synbench.leaderboard import method_of
+
+    job = {"model": "baitsao", "featurizers": ["llm-description"], "profile": "cpu", "params": {"combine": "sum"}}
+    assert method_of(job) == ("baitsao", "llm-description", "cpu combine=sum")
+    assert method_of({**job, "params": {}})[2] == "cpu"
