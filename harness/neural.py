@@ -1,4 +1,5 @@
-"""Shared pieces for torch models: device choice, seeding, early stopping.
+"""Shared pieces for torch models: device choice, seeding, early stopping, drug-order
+augmentation, Keras-initialised layers and the mini-batch epoch loop.
 
 torch is imported lazily so that the harness and the tabular baselines work without it.
 Device: ``SYNBENCH_DEVICE`` when set (``cpu``, ``cuda``, ``cuda:1``), else CUDA when present.
@@ -72,3 +73,87 @@ class EarlyStopping:
     def restore(self, model) -> None:
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
+
+
+def drug_orderings(batch, skip_listed: bool = False):
+    """Yield ``(positions, order, batch)``: every row once per ordering of its own drugs.
+
+    Models with an ordered input (drug_1 block, drug_2 block, ...) such as DeepSynergy and MARSY
+    train on both orders of a pair and can average predictions over them. A row with k drugs
+    comes in all k! orders (k = 2: the pair and its swap); ``order`` is the permutation applied
+    to the first k drug columns, empty slots stay in place. Labels are not copied: index them
+    with ``positions``. ``skip_listed`` leaves out a reordered row when the batch already lists
+    that order as a row of its own (datasets such as MARSY's ship both orders), so training does
+    not count it twice.
+    """
+    import itertools
+
+    from .data import CELL, N_DRUGS, Batch, drug_columns
+
+    rows = batch.rows
+    dcols = drug_columns(rows)
+    listed = set(zip(*(rows[c] for c in dcols + [CELL]))) if skip_listed else set()
+    k = rows[N_DRUGS].to_numpy(dtype=int)
+    for kk in sorted(set(k.tolist())):
+        positions = np.flatnonzero(k == kk)
+        sub = rows.iloc[positions]
+        drugs = sub[dcols[:kk]].to_numpy(dtype=object)
+        for order in itertools.permutations(range(kk)):
+            permuted = sub.copy()
+            permuted[dcols[:kk]] = drugs[:, list(order)]
+            keep = np.ones(len(sub), dtype=bool)
+            if listed and order != tuple(range(kk)):
+                keep = np.array([key not in listed for key in zip(*(permuted[c] for c in dcols + [CELL]))], dtype=bool)
+            if keep.any():
+                yield positions[keep], order, Batch(permuted[keep], batch.features, batch.task)
+
+
+def keras_linear(n_in: int, n_out: int, init: str = "glorot_uniform"):
+    """``nn.Linear`` initialised as a Keras ``Dense`` layer (zero bias), as the published Keras
+    models (DeepSynergy, MARSY) were; torch's own default initialisation differs."""
+    import math
+
+    import torch
+
+    layer = torch.nn.Linear(n_in, n_out)
+    if init == "he_normal":  # Keras: truncated normal at 2 sd, sd corrected for the truncation
+        std = math.sqrt(2.0 / n_in) / 0.87962566103423978
+        torch.nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+    elif init == "glorot_uniform":
+        torch.nn.init.xavier_uniform_(layer.weight)
+    else:
+        raise ConfigError(f"unknown initialisation '{init}' (choose from he_normal, glorot_uniform)")
+    torch.nn.init.zeros_(layer.bias)
+    return layer
+
+
+def train_epoch(net, optimiser, loss_fn, inputs, target, batch_size: int, generator) -> float:
+    """One pass over shuffled mini-batches; returns the mean training loss per sample.
+
+    ``inputs`` is a tuple of tensors passed to ``net`` positionally, all on the net's device.
+    """
+    import torch
+
+    net.train()
+    n = len(target)
+    order = torch.randperm(n, generator=generator).to(target.device)
+    total = 0.0
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        loss = loss_fn(net(*(x[idx] for x in inputs)), target[idx])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        total += float(loss.detach()) * len(idx)
+    return total / max(n, 1)
+
+
+def predict_tensor(net, inputs, batch_size: int = 2048):
+    """Outputs of ``net`` in evaluation mode (dropout off), in chunks, without gradients."""
+    import torch
+
+    net.eval()
+    n = len(inputs[0])
+    with torch.no_grad():
+        parts = [net(*(x[start:start + batch_size] for x in inputs)) for start in range(0, n, batch_size)]
+    return torch.cat(parts) if parts else torch.empty(0)

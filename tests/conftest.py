@@ -5,6 +5,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# One thread per job in tests (inherited by the CLI subprocesses): OpenMP/XGBoost/torch spin-waits
+# make a test on a busy 2-core machine take minutes instead of seconds when threads oversubscribe.
+os.environ.setdefault("SYNBENCH_THREADS", "1")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
