@@ -67,7 +67,8 @@ class TabNetModel(Model):
     # an epoch is only 16 steps, and patience 10 stops TabNet on its early plateau (best epoch 6,
     # validation MSE 1.064 in target variances, the constant predictor's is 1.077). Patience 30
     # over 100 epochs reaches 0.80 at epoch 75; batch 256 (4x the steps per epoch) reaches 0.78
-    # at epoch 46. One epoch costs about 5 s (batch 1024) to 6 s (batch 256) on one CPU thread.
+    # at epoch 46. One epoch costs about 5 s (batch 1024) to 6 s (batch 256) on one CPU thread;
+    # the cpu profile ran D1 fold 0 in 7 min of CPU time (14 min wall on a shared machine).
     profiles = {
         "paper": Profile(params={"max_epochs": 200, "patience": 30}, search_trials=10,
                          description="pytorch-tabnet defaults, up to 200 epochs with patience 30, 10 search trials"),
