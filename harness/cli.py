@@ -54,6 +54,18 @@ def _split_featurizers(values: Optional[List[str]]) -> list[str]:
     return specs
 
 
+def _metric_names(metric, all_metrics: bool):
+    """The metrics a table or report shows: all registered, the named ones (checked), or None = headline."""
+    from .registry import get_registry
+
+    if all_metrics:
+        return [e.name for e in get_registry().entries("metric")]
+    names = _split_multi(metric)
+    for n in names:
+        get_registry().metric(n)  # unknown names fail with a suggestion
+    return names or None
+
+
 def _parse_params(values: Optional[List[str]]) -> dict:
     params = {}
     for item in values or []:
@@ -269,13 +281,7 @@ def leaderboard(
             metrics = metrics[metrics["dataset"].isin(_split_multi(dataset))]
         if metrics.empty:
             raise ConfigError(f"no finished jobs in {', '.join(map(str, roots))}")
-        names = None
-        if all_metrics:
-            names = [e.name for e in get_registry().entries("metric")]
-        elif metric:
-            names = _split_multi(metric)
-            for n in names:
-                get_registry().metric(n)
+        names = _metric_names(metric, all_metrics)
         board = lb.build(metrics, names)
         wide = board.wide()
         table = Table(*[str(c) for c in wide.columns], box=None)
@@ -311,13 +317,7 @@ def report(
         from .registry import get_registry
 
         roots = stores or [Path(DEFAULT_STORE)]
-        names = None
-        if all_metrics:
-            names = [e.name for e in get_registry().entries("metric")]
-        elif metric:
-            names = _split_multi(metric)
-            for n in names:
-                get_registry().metric(n)
+        names = _metric_names(metric, all_metrics)
         target = rp.check_out(out_path or Path(roots[0]) / "report.html")
         # the command that rebuilds this report, shown in it (from the arguments, so rebuilds match)
         command = ["synbench", "report", *map(str, roots), "--out", str(target)]
