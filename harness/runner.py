@@ -195,6 +195,10 @@ def _set_threads(n: int | None) -> None:
         return
     from threadpoolctl import threadpool_limits
 
+    # the variables reach the BLAS and OpenMP libraries loaded later (scipy's, scikit-learn's),
+    # threadpoolctl those already loaded
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
     threadpool_limits(n)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
@@ -293,7 +297,10 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
     """Run one job on the given inputs; returns its record and predictions (nothing is written)."""
     if settings.threads:
         os.environ["SYNBENCH_THREADS"] = str(settings.threads)
-        _set_threads(settings.threads)
+    # BLAS and OpenMP follow the job's thread count in every executor: a multi-threaded BLAS splits
+    # its sums differently, so without this an inline job and the same job in a worker differ in the
+    # last digits
+    _set_threads(n_threads())
     registry = get_registry()
     data = shared.datasets.get((job.dataset, job.split)) or load_job_data(job.dataset, job.split, settings.data_dir)
     target = data.target(job.target)

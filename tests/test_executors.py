@@ -112,3 +112,18 @@ def test_two_runs_on_one_store_share_the_work(inline_run, tmp_path):
     _assert_complete(out, N_JOBS)
     pd.testing.assert_series_equal(_metrics(inline_run), _metrics(out))
     assert len(Store(out, create=False).invocations()) == 2
+
+
+def test_inline_jobs_limit_blas_to_the_job_thread_count(tmp_path, monkeypatch):
+    # a multi-threaded BLAS splits its sums differently from the one-thread BLAS of a pool worker,
+    # which made inline and process metrics differ in the last digits on D1
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from synbench import runner
+
+    monkeypatch.setenv("SYNBENCH_THREADS", "1")
+    with threadpool_limits(2):
+        jobs = runner.plan(["mock"], ["lasso"], targets=["score"], folds=[0], profile="smoke")
+        runner.run(jobs, Store(tmp_path / "s"))
+        blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    assert blas and set(blas) == {1}

@@ -105,8 +105,8 @@ class MarsyModel(Model):
     uses_validation = True
     profiles = {
         "paper": Profile(description="published: Adamax 1e-3, batch 64, up to 200 epochs, patience 10 (for a GPU)"),
-        # an epoch over D1's ~29,500 augmented inner-training rows costs about 3 minutes on one CPU thread
-        # with 256-bit fingerprints and 500 genes
+        # an epoch over D1's ~33,000 augmented inner-training rows costs about 4 CPU-minutes on one thread
+        # with 256-bit fingerprints and 500 genes: 10 epochs keep one fold well under an hour
         "cpu": Profile(params={"max_epochs": 10, "patience": 3},
                        description="published network and optimiser, at most 10 epochs, patience 3"),
         "smoke": Profile(params={"triple_layers": (32, 64), "pair_layers": (16, 32), "decoder_layers": (64, 16),
