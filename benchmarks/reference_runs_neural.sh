@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The neural and BAITSAO reference results in results/, one job at a time. Resumable like
+# reference_runs.sh: stored jobs are skipped, and the pre-trained checkpoint is made only once.
+# Run it beside reference_runs.sh on a two-core machine (each stream single-threaded):
+#
+#   SYNBENCH_DATA_DIR=../shared/data SYNBENCH_THREADS=1 nohup benchmarks/reference_runs_neural.sh > neural.log 2>&1 &
+set -uo pipefail
+cd "$(dirname "$0")/.."
+CHEM_EXPR=(-f chem:n_bits=256 -f expression:n_genes=500)
+CKPT=results/checkpoints/baitsao-cloud-forcina-cpu.pt
+
+run() { echo "== synbench run $*"; synbench run "$@" --profile cpu --no-constant || echo "!! failed: $*"; }
+
+# BAITSAO from scratch on D1 (both targets; each job trains the multi-task network)
+run -d d1-oneil -m baitsao --out results/d1-oneil-cpu
+
+# pre-training on the CLOUD and FORCINA screens, without any D1 combination, for -ft and -zs
+if [ ! -f "$CKPT" ]; then
+    mkdir -p "$(dirname "$CKPT")"
+    echo "== synbench pretrain -> $CKPT"
+    synbench pretrain -d drugcomb-cloud,drugcomb-forcina --exclude-overlap d1-oneil --profile cpu --out "$CKPT" \
+        || echo "!! pretrain failed"
+fi
+run -d d1-oneil -m baitsao-ft -p checkpoint="$CKPT" --out results/d1-oneil-cpu
+run -d d1-oneil -t loewe -m baitsao-zs -p checkpoint="$CKPT" --out results/d1-oneil-cpu
+
+# BAITSAO on D3 and on the O'Neil ZIP scores
+run -d d3-deepdds -m baitsao --out results/d3-deepdds-cpu
+run -d oneil-drugcomb -t zip -m baitsao --out results/oneil-zip-cpu
+
+# the neural baselines with their published inputs
+run -d d3-deepdds -m deepdds --out results/d3-deepdds-cpu
+run -d d1-oneil -m tabnet --out results/d1-oneil-cpu
+run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --out results/d1-oneil-cpu
+run -d d1-oneil -m bert --out results/d1-oneil-cpu
+run -d d1-oneil -m deepsynergy "${CHEM_EXPR[@]}" --out results/d1-oneil-cpu
+run -d d1-oneil -t loewe_gt30 -m deepdds --out results/d1-oneil-cpu
+
+for store in results/d1-oneil-cpu results/d3-deepdds-cpu results/oneil-zip-cpu; do
+    synbench leaderboard "$store" > /dev/null
+done
