@@ -232,12 +232,24 @@ def run(
         started = time.perf_counter()
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from .progress import listening
+
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=False) as progress:
             bar = progress.add_task("running", total=pending)
 
+            current = {"job": "", "printed": time.monotonic()}
+
             def on_start(job, *_):
-                progress.update(bar, description=f"running {job.describe()}")
+                current["job"] = job.describe()
+                progress.update(bar, description=f"running {current['job']}")
+
+            def on_report(message):
+                progress.update(bar, description=f"running {current['job']} · {message}")
+                # a log file gets no live bar: a line now and then shows the run is alive
+                if not console.is_terminal and time.monotonic() - current["printed"] > 60:
+                    current["printed"] = time.monotonic()
+                    progress.console.print(f"... {current['job']}: {message}", markup=False, highlight=False)
 
             def on_done(job, record):
                 progress.advance(bar)
@@ -249,8 +261,9 @@ def run(
                         f"search {record['timing']['search_seconds']:.1f}s, peak {record['resources']['peak_memory_mb']:.0f} MB)",
                         markup=False, highlight=False)
 
-            summary = runner.run(plan, store, settings, executor=executor, n_jobs=jobs, progress=on_start, on_done=on_done,
-                                 ray_address=ray_address)
+            with listening(on_report):
+                summary = runner.run(plan, store, settings, executor=executor, n_jobs=jobs, progress=on_start,
+                                     on_done=on_done, ray_address=ray_address)
         busy = f", {summary['busy']} left to another run on this store" if summary["busy"] else ""
         console.print(f"finished: {summary['done']} run, {summary['skipped']} skipped{busy}, wall {time.perf_counter() - started:.1f}s; "
                       f"results in {out_dir}")
@@ -343,10 +356,21 @@ def pretrain(
     """Pre-train a model on every target of the given datasets and save a checkpoint (for -ft / -zs models and predict)."""
     with user_errors():
         from .pretrain import pretrain as run_pretrain
+        from .progress import listening
 
-        summary = run_pretrain(_split_multi(dataset), out_path, model=model, featurizers=_split_featurizers(featurizer) or None,
-                               profile=profile, params=_parse_params(param), exclude=exclude_overlap or (), seed=seed,
-                               data_dir=str(data_dir) if data_dir else None)
+        doing = f"pre-training '{model}'"
+        printed = [time.monotonic()]
+
+        def on_report(message):
+            status.update(f"{doing} · {message}")
+            if not console.is_terminal and time.monotonic() - printed[0] > 60:  # a log file gets no spinner
+                printed[0] = time.monotonic()
+                console.print(f"... {doing}: {message}", markup=False, highlight=False)
+
+        with console.status(doing) as status, listening(on_report):
+            summary = run_pretrain(_split_multi(dataset), out_path, model=model, featurizers=_split_featurizers(featurizer) or None,
+                                   profile=profile, params=_parse_params(param), exclude=exclude_overlap or (), seed=seed,
+                                   data_dir=str(data_dir) if data_dir else None)
         log = summary["training_log"] or {}
         tasks = ", ".join(f"{n} ({t[:5]})" for n, t in summary["tasks"].items())
         console.print(f"pre-trained '{model}' on {summary['rows']:,} rows ({summary['train']:,} train, {summary['valid']:,} validation; "

@@ -14,6 +14,7 @@ import random
 import numpy as np
 
 from .errors import ConfigError
+from .progress import report
 
 
 def device():
@@ -68,6 +69,7 @@ class EarlyStopping:
             self.best_state = copy.deepcopy(model.state_dict())
         else:
             self._bad += 1
+        report(f"epoch {len(self.history)}: validation loss {loss:.4g} (best {self.best_loss:.4g})")
         return self._bad >= self.patience
 
     def restore(self, model) -> None:

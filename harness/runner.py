@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from . import provenance
+from . import progress, provenance
 from .base import Profile
 from .data import Batch, SynergyData
 from .errors import ConfigError, SynbenchError
@@ -224,7 +224,8 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
         keep = np.sort(rng.choice(len(train), profile.search_max_rows, replace=False))
         search_train = train.subset(train.rows.index[keep])
     trials = []
-    for config in ParameterSampler(search_space, n_iter=profile.search_trials, random_state=seed):
+    for i, config in enumerate(ParameterSampler(search_space, n_iter=profile.search_trials, random_state=seed)):
+        progress.report(f"search trial {i + 1}/{profile.search_trials}")
         candidate = model.clone(**config)
         candidate.fit(search_train, valid if model.uses_validation else None)
         score = metric.fn(valid.y, np.asarray(candidate.predict(valid), dtype=float))
@@ -337,6 +338,7 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         search_seconds = time.perf_counter() - t0
         final = model.clone(**chosen)
         t0 = time.perf_counter()
+        progress.report("final fit")
         if model_cls.uses_validation:
             final.fit(inner_train, inner_valid)
         else:  # without early stopping the validation rows are training rows again

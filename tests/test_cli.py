@@ -107,3 +107,18 @@ def test_fixed_parameters_keep_ablations_apart(tmp_path):
     job = {"model": "baitsao", "featurizers": ["llm-description"], "profile": "cpu", "params": {"combine": "sum"}}
     assert method_of(job) == ("baitsao", "llm-description", "cpu combine=sum")
     assert method_of({**job, "params": {}})[2] == "cpu"
+
+
+def test_long_jobs_report_their_progress(tmp_path):
+    # `synbench run` shows these beside the job's name (and prints one a minute into a log file)
+    from synbench import runner
+    from synbench.progress import listening
+    from synbench.store import Store
+
+    messages = []
+    jobs = runner.plan(["mock"], ["baitsao"], targets=["score"], folds=[0], profile="smoke")
+    with listening(messages.append):
+        runner.run(jobs, Store(tmp_path / "s"))
+    after_search = messages[messages.index("final fit"):]
+    epochs = [m for m in after_search if m.startswith("epoch ")]
+    assert epochs and all("validation loss" in m for m in epochs)

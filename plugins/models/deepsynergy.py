@@ -147,6 +147,7 @@ class DeepSynergyModel(Model):
         import torch
 
         from synbench.neural import predict_tensor, train_epoch
+        from synbench.progress import report
 
         net = self._network(X.shape[1], dev)
         optimiser = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum)
@@ -162,8 +163,10 @@ class DeepSynergyModel(Model):
         for _ in range(epochs):
             history["train_loss"].append(train_epoch(net, optimiser, loss_fn, inputs, target, self.batch_size, generator))
             if valid is None:
+                report(f"refit epoch {len(history['train_loss'])}/{epochs}")
                 continue
             history["val_loss"].append(float(loss_fn(predict_tensor(net, v_inputs), v_target)))
+            report(f"epoch {len(history['val_loss'])}/{epochs}: validation loss {history['val_loss'][-1]:.4g}")
             if not np.isfinite(history["val_loss"][-1]):
                 break  # diverged: later epochs cannot recover the minimum already recorded
             trailing = float(np.mean(history["val_loss"][-self.smoothing_window:]))

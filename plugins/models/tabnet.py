@@ -43,10 +43,13 @@ def _epoch_logger(name: str):
     """A pytorch-tabnet callback that sends each epoch's metrics to ``log`` (DEBUG)."""
     from pytorch_tabnet.callbacks import Callback
 
+    from synbench.progress import report
+
     class EpochLog(Callback):
         def on_epoch_end(self, epoch, logs=None):
             shown = ", ".join(f"{k} {v:.4g}" for k, v in (logs or {}).items() if isinstance(v, (int, float)))
             log.debug("%s epoch %d: %s", name, epoch + 1, shown)
+            report(f"epoch {epoch + 1}: {shown}")
 
     return EpochLog()
 
