@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from .data import CELL, N_DRUGS, Batch, FeatureSet, drug_columns
 from .entities import normalise_name
 from .errors import ConfigError, DataError
 from .splits import _inner_valid, combination_keys
+from .store import new_temp_file
 
 CHECKPOINT_FORMAT = "synbench-checkpoint/1"
 
@@ -287,7 +287,7 @@ def save_checkpoint(checkpoint: dict, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in checkpoint.items() if not k.startswith("_") and k != "path"}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    fd, tmp = new_temp_file(path.parent)
     with os.fdopen(fd, "wb") as fh:  # a file object: torch names the archive after a path's file name
         torch.save(clean, fh)
     os.replace(tmp, path)

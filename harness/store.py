@@ -33,9 +33,19 @@ STORE_FORMAT = 1
 MARKER = "store.json"
 
 
+def new_temp_file(directory: Path) -> tuple[int, str]:
+    """``mkstemp`` in ``directory``, with the permissions of an ordinary new file (mkstemp's own are
+    0600, which would hide a shared store's files from its other users once renamed into place)."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".part-")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    fd, tmp = new_temp_file(path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
@@ -165,7 +175,7 @@ class Store:
                 raise StoreError(f"{path.name} in the store differs from the split computed now (the dataset changed?); use a new --out")
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        fd, tmp = new_temp_file(path.parent)
         os.close(fd)
         table.to_parquet(tmp)
         os.replace(tmp, path)

@@ -124,3 +124,17 @@ def test_killed_run_resumes_without_corrupt_or_duplicate_records(tmp_path):
     a = final.metrics_frame().set_index(["job_id", "metric"])["value"].sort_index()
     b = Store(clean, create=False).metrics_frame().set_index(["job_id", "metric"])["value"].sort_index()
     pd.testing.assert_series_equal(a, b)
+
+
+def test_store_files_get_ordinary_permissions(tmp_path):
+    # files are staged with mkstemp (0600); a shared store must stay readable by its other users
+    import stat
+
+    from synbench.store import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "x.json", b"{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644
