@@ -44,10 +44,14 @@ class Leaderboard:
         rank_cols = self.ranks.pivot_table(index=METHOD_COLS, columns="metric", values="avg_rank")
         rank_cols.columns = [f"avg rank {c}" for c in rank_cols.columns]
         wide = wide.join(rank_cols, how="left")
-        first_rank = [c for c in wide.columns if c.startswith("avg rank")]
-        if first_rank:
-            wide = wide.sort_values(first_rank[0], na_position="last")
-        return wide.reset_index().fillna("")
+        rank_names = [c for c in wide.columns if c.startswith("avg rank")]
+        if rank_names:
+            # best first by the mean of the method's average ranks over the metrics it is ranked on:
+            # a method still missing the folds of some cells is placed by the cells it has
+            overall = wide[rank_names].mean(axis=1, skipna=True)
+            wide = wide.assign(_overall=overall).sort_values("_overall", na_position="last", kind="stable")
+            wide = wide.drop(columns="_overall")
+        return wide.reset_index().astype(object).fillna("")  # object first: "" is no float fill value
 
     def to_csv(self, path) -> None:
         self.summary.drop(columns=["metric_order"]).to_csv(path, index=False, float_format="%.6g")

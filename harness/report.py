@@ -484,7 +484,8 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             "Mean ± sample standard deviation (ddof = 1) over the test folds. "
             "Average ranks per metric are taken over the dataset/target cells of the table; a method missing folds "
             "of a cell shows how many it has and is not ranked there; an undefined value (PCC of a constant "
-            "prediction) is left out of the mean and ranks last. Each method's featurizers and profile are in the "
+            "prediction) is left out of the mean and ranks last. Methods are listed best first by the mean of "
+            "their average ranks over the metrics they are ranked on. Each method's featurizers and profile are in the "
             "Methods table above; `synbench leaderboard` prints the same numbers.")
     for dataset in datasets_seen:
         wide = lb.build(runs.metrics[runs.metrics["dataset"] == dataset], metric_names).wide()

@@ -80,6 +80,22 @@ def test_leaderboard_ranks_and_undefined_folds():
     assert wide.loc["good", "d/t pcc"] == f"0.750 ± {np.std([0.8, 0.7], ddof=1):.3f}"
 
 
+def test_leaderboard_orders_methods_by_their_ranks_so_far():
+    # a method still running the folds of one target is placed by the cells it has finished
+    import pandas as pd
+
+    from synbench.leaderboard import build
+
+    rows = []
+    for model, t1, t2 in (("old", [0.5, 0.6], [0.80, 0.82]), ("new", [0.7, 0.8], [0.90])):
+        for target, metric, values in (("t1", "pcc", t1), ("t2", "accuracy", t2)):
+            rows += [{"model": model, "featurizers": "", "profile": "cpu", "dataset": "d", "target": target,
+                      "split": "published", "fold": fold, "metric": metric, "value": v} for fold, v in enumerate(values)]
+    wide = build(pd.DataFrame(rows), ["pcc", "accuracy"]).wide()
+    assert list(wide["model"]) == ["new", "old"]
+    assert wide.set_index("model").loc["new", "d/t2 accuracy"] == "0.900 (1/2 folds)"
+
+
 def test_leaderboard_keeps_split_schemes_apart():
     import pandas as pd
 
