@@ -224,10 +224,10 @@ def run(
         if not plan:
             raise ConfigError("nothing to run: no model supports the chosen targets' task types")
         store = Store(out_dir)
-        store.log_invocation({"command": "synbench " + shlex.join(sys.argv[1:]), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                              "jobs": len(plan), "versions": package_versions(), "git_commit": git_commit()})
-        settings = runner.RunSettings(data_dir=str(data_dir) if data_dir else None, use_feature_cache=not no_feature_cache)
         pending = sum(not store.has_job(j.job_id) for j in plan)
+        store.log_invocation({"command": "synbench " + shlex.join(sys.argv[1:]), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                              "jobs": len(plan), "pending": pending, "versions": package_versions(), "git_commit": git_commit()})
+        settings = runner.RunSettings(data_dir=str(data_dir) if data_dir else None, use_feature_cache=not no_feature_cache)
         console.print(f"{len(plan)} jobs planned, {len(plan) - pending} already in {out_dir}, {pending} to run")
         started = time.perf_counter()
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

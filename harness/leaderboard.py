@@ -123,7 +123,13 @@ def provenance_markdown(records: list[dict], invocations: list[dict]) -> str:
 
     lines = ["# Provenance", "", "Built from the job records in this store; rebuild the tables with "
              "`synbench leaderboard <this directory>`.", "", "## Commands", ""]
-    lines += [f"- `{inv['command']}` ({inv.get('started_at', '')}, {inv.get('jobs', '?')} jobs)" for inv in invocations] or ["- (none logged)"]
+    # a resumed run that found every job stored ran nothing: count it instead of listing it
+    idle = [inv for inv in invocations if inv.get("pending") == 0]
+    lines += [f"- `{inv['command']}` ({inv.get('started_at', '')}, {inv.get('jobs', '?')} jobs"
+              + (f", {inv['pending']} not yet stored)" if "pending" in inv else ")")
+              for inv in invocations if inv.get("pending") != 0] or ["- (none logged)"]
+    if idle:
+        lines.append(f"- and {len(idle)} re-run(s) that found every job already stored")
     lines += ["", "## Jobs", "", f"- {len(records)} finished jobs"]
     for label, values in (
         ("datasets", [r["job"]["dataset"] for r in records]),

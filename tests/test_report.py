@@ -146,3 +146,14 @@ def test_published_figures_file_is_valid(tmp_path):
     bad.write_text('[papers.x]\nshort = "X"\n[[figures]]\npaper = "x"\ndataset = "d1-oneil"\n')
     with pytest.raises(DataError, match="lacks"):
         pub.load(bad)
+
+
+def test_provenance_lists_the_commands_that_ran_jobs():
+    from synbench.leaderboard import provenance_markdown
+
+    invocations = [{"command": "synbench run -d mock -m lasso", "started_at": "t0", "jobs": 4, "pending": 4},
+                   {"command": "synbench run -d mock -m lasso", "started_at": "t1", "jobs": 4, "pending": 0},
+                   {"command": "synbench run -d mock -m svm", "started_at": "t2", "jobs": 4}]  # logged before "pending"
+    text = provenance_markdown([], invocations)
+    assert "(t0, 4 jobs, 4 not yet stored)" in text and "(t2, 4 jobs)" in text
+    assert "t1" not in text and "1 re-run(s) that found every job already stored" in text
