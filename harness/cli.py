@@ -66,6 +66,21 @@ def _metric_names(metric, all_metrics: bool):
     return names or None
 
 
+def _show_reports(show, label):
+    """A ``progress.listening`` callback: ``show(text)`` updates the live bar or spinner with each
+    report; a log file gets no live display, so there a line a minute shows the work is alive."""
+    printed = [time.monotonic()]
+
+    def on_report(message):
+        text = f"{label()} · {message}"
+        show(text)
+        if not console.is_terminal and time.monotonic() - printed[0] > 60:
+            printed[0] = time.monotonic()
+            console.print(f"... {text}", markup=False, highlight=False)
+
+    return on_report
+
+
 def _parse_params(values: Optional[List[str]]) -> dict:
     params = {}
     for item in values or []:
@@ -238,18 +253,14 @@ def run(
                       console=console, transient=False) as progress:
             bar = progress.add_task("running", total=pending)
 
-            current = {"job": "", "printed": time.monotonic()}
+            current = {"job": ""}
 
             def on_start(job, *_):
                 current["job"] = job.describe()
                 progress.update(bar, description=f"running {current['job']}")
 
-            def on_report(message):
-                progress.update(bar, description=f"running {current['job']} · {message}")
-                # a log file gets no live bar: a line now and then shows the run is alive
-                if not console.is_terminal and time.monotonic() - current["printed"] > 60:
-                    current["printed"] = time.monotonic()
-                    progress.console.print(f"... {current['job']}: {message}", markup=False, highlight=False)
+            on_report = _show_reports(lambda text: progress.update(bar, description=text),
+                                      lambda: f"running {current['job']}")
 
             def on_done(job, record):
                 progress.advance(bar)
@@ -359,15 +370,7 @@ def pretrain(
         from .progress import listening
 
         doing = f"pre-training '{model}'"
-        printed = [time.monotonic()]
-
-        def on_report(message):
-            status.update(f"{doing} · {message}")
-            if not console.is_terminal and time.monotonic() - printed[0] > 60:  # a log file gets no spinner
-                printed[0] = time.monotonic()
-                console.print(f"... {doing}: {message}", markup=False, highlight=False)
-
-        with console.status(doing) as status, listening(on_report):
+        with console.status(doing) as status, listening(_show_reports(status.update, lambda: doing)):
             summary = run_pretrain(_split_multi(dataset), out_path, model=model, featurizers=_split_featurizers(featurizer) or None,
                                    profile=profile, params=_parse_params(param), exclude=exclude_overlap or (), seed=seed,
                                    data_dir=str(data_dir) if data_dir else None)

@@ -89,8 +89,9 @@ def get_encoder(name: str, **options) -> TextEncoder:
 
 # -- minilm ---------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
-def _load_minilm():
-    """Tokenizer and model, loaded once per process (a few seconds on a CPU)."""
+def load_minilm():
+    """Tokenizer and model, loaded once per process (a few seconds on a CPU). Text models (the BERT
+    baseline) fine-tune copies of this model, so it is public."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are local; never ask the hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
@@ -109,9 +110,6 @@ def _load_minilm():
     config = path / "sentence_bert_config.json"  # sentence-transformers truncates at this length
     max_length = json.loads(config.read_text()).get("max_seq_length", 256) if config.is_file() else 256
     return tokenizer, model, int(max_length)
-
-
-load_minilm = _load_minilm  # public name: text models (BERT baseline) fine-tune copies of this model
 
 
 @register_encoder
@@ -135,7 +133,7 @@ class MiniLMEncoder(TextEncoder):
     def encode(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        tokenizer, model, max_length = _load_minilm()
+        tokenizer, model, max_length = load_minilm()
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):

@@ -154,9 +154,9 @@ def _collate(sequences, pad: int, dev):
 # -- network ----------------------------------------------------------------------------------------
 def _load_encoder():
     """Tokenizer and pre-trained encoder (loaded once per process; each fit fine-tunes a copy)."""
-    from synbench.text_encoders import _load_minilm
+    from synbench.text_encoders import load_minilm
 
-    tokenizer, encoder, _ = _load_minilm()
+    tokenizer, encoder, _ = load_minilm()
     return tokenizer, encoder
 
 
