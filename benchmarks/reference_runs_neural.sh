@@ -11,6 +11,15 @@ CKPT=results/checkpoints/baitsao-cloud-forcina-cpu.pt
 
 run() { echo "== synbench run $*"; synbench run "$@" --profile cpu --no-constant || echo "!! failed: $*"; }
 
+# first one fold of every neural baseline with its published inputs, so that each model has a
+# stored, measured fold early; the five-fold commands below skip these jobs
+run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --folds 0 --out results/d1-oneil-cpu
+run -d d3-deepdds -m deepdds --folds 0 --out results/d3-deepdds-cpu
+run -d d1-oneil -t loewe -m tabnet --folds 0 --out results/d1-oneil-cpu
+run -d d1-oneil -t loewe -m bert --folds 0 --out results/d1-oneil-cpu
+run -d d1-oneil -t loewe -m deepsynergy "${CHEM_EXPR[@]}" --folds 0 --out results/d1-oneil-cpu
+run -d d1-oneil -t loewe_gt30 -m deepdds --folds 0 --out results/d1-oneil-cpu
+
 # BAITSAO from scratch on D1 (both targets; each job trains the multi-task network)
 run -d d1-oneil -m baitsao --out results/d1-oneil-cpu
 

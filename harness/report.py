@@ -473,9 +473,11 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             desc, ref = cls.description, cls.reference
         except Exception:
             desc, ref = "(plugin not installed)", ""
-        m_rows.append([labels.names[key], model, feats or "(none)", profile, desc, ref])
+        # options such as checkpoint paths are long unbroken tokens: as code they may wrap anywhere
+        m_rows.append([labels.names[key], " + ".join(f"`{f}`" for f in feats.split("+")) if feats else "(none)", f"`{profile}`",
+                       f"{desc}; {ref}" if ref else desc])
     rep.add("Methods (a method is a model with its featurizers and profile):",
-            md_table(["method", "model", "featurizers", "profile", "description", "reference"], m_rows))
+            md_table(["method", "featurizers", "profile", "description and reference"], m_rows))
     rep.add("Metrics:", "\n".join(f"- `{n}`: {known[n].description} ({known[n].task}; {'higher' if known[n].higher_is_better else 'lower'} is better)"
                                   for n in names) + "\n")
 
