@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The neural and BAITSAO reference results in results/, one job at a time. Resumable like
 # reference_runs.sh: stored jobs are skipped, and the pre-trained checkpoint is made only once.
-# Run it beside reference_runs.sh on a two-core machine (each stream single-threaded):
+# Run it beside reference_runs.sh on a two-core machine (each stream single-threaded). In all it is
+# some 40 CPU-hours here (a DeepSynergy or MARSY fold on D1 takes about an hour on one thread), so
+# it spans several sessions, each picking up where the last stored job left off:
 #
 #   SYNBENCH_DATA_DIR=../shared/data SYNBENCH_THREADS=1 nohup benchmarks/reference_runs_neural.sh > neural.log 2>&1 &
 set -uo pipefail
@@ -33,17 +35,27 @@ fi
 run -d d1-oneil -m baitsao-ft -p checkpoint="$CKPT" --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m baitsao-zs -p checkpoint="$CKPT" --out results/d1-oneil-cpu
 
-# BAITSAO on D3 and on the O'Neil ZIP scores
+# BAITSAO on D3 and on the O'Neil ZIP scores: from scratch, fine-tuned, and zero-shot where the
+# checkpoint has a head for the target (DrugComb's ZIP head for the O'Neil ZIP scores; it has no
+# classification head, so D3 and Loewe>30 have no zero-shot entry)
 run -d d3-deepdds -m baitsao --out results/d3-deepdds-cpu
 run -d oneil-drugcomb -t zip -m baitsao --out results/oneil-zip-cpu
+run -d oneil-drugcomb -t zip -m baitsao-zs -p checkpoint="$CKPT" --out results/oneil-zip-cpu
+run -d d3-deepdds -m baitsao-ft -p checkpoint="$CKPT" --out results/d3-deepdds-cpu
+run -d oneil-drugcomb -t zip -m baitsao-ft -p checkpoint="$CKPT" --out results/oneil-zip-cpu
 
-# the neural baselines with their published inputs
+# the neural baselines with their published inputs, all five folds; D1 first, then D3 and ZIP
+# (DeepDDS is a classifier and MARSY a regressor, so each runs on the targets of its kind)
 run -d d3-deepdds -m deepdds --out results/d3-deepdds-cpu
 run -d d1-oneil -m tabnet --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --out results/d1-oneil-cpu
 run -d d1-oneil -m bert --out results/d1-oneil-cpu
 run -d d1-oneil -m deepsynergy "${CHEM_EXPR[@]}" --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe_gt30 -m deepdds --out results/d1-oneil-cpu
+run -d d3-deepdds -m tabnet,bert --out results/d3-deepdds-cpu
+run -d d3-deepdds -m deepsynergy "${CHEM_EXPR[@]}" --out results/d3-deepdds-cpu
+run -d oneil-drugcomb -t zip -m tabnet,bert --out results/oneil-zip-cpu
+run -d oneil-drugcomb -t zip -m marsy,deepsynergy "${CHEM_EXPR[@]}" --out results/oneil-zip-cpu
 
 for store in results/d1-oneil-cpu results/d3-deepdds-cpu results/oneil-zip-cpu; do
     synbench leaderboard "$store" > /dev/null
