@@ -120,6 +120,22 @@ def _expression(path, where: str) -> pd.DataFrame:
     return values.astype(float)
 
 
+def _synergy_data(name: str, combinations: pd.DataFrame, label_meaning: str, drugs: pd.DataFrame,
+                  cell_lines: pd.DataFrame, expression: pd.DataFrame, manifest: Manifest, paths: dict,
+                  **extra) -> SynergyData:
+    """D3 and its independent set alike: one binary ``synergy`` target, expression, file checksums."""
+    return SynergyData(
+        name=name,
+        combinations=combinations,
+        targets={"synergy": Target("synergy", "classification", "synergy", label_meaning)},
+        drugs=drugs,
+        cell_lines=cell_lines,
+        omics={"expression": expression},
+        checksums={manifest.file(k).path: manifest.file(k).sha256 for k in paths},
+        **extra,
+    )
+
+
 class D3DeepDDS(Dataset):
     name = "d3-deepdds"
     description = "DeepDDS binary set (O'Neil, Loewe >10 vs <0): 12,415 rows, 36 drugs, 31 cell lines, 954-gene expression"
@@ -157,18 +173,10 @@ class D3DeepDDS(Dataset):
         expression = _expression(paths["expression"], manifest.file("expression").path)
         independent = load_independent(manifest, data_dir, drugs, cell_lines, expression.columns,
                                        name=D3DeepDDSIndependent.name)
-        return SynergyData(
-            name=self.name,
-            combinations=combinations,
-            targets={"synergy": Target("synergy", "classification", "synergy",
-                                       "synergistic (Loewe > 10) vs not (Loewe < 0), as published")},
-            drugs=drugs,
-            cell_lines=cell_lines,
-            omics={"expression": expression},
-            checksums={manifest.file(k).path: manifest.file(k).sha256 for k in paths},
-            published_splits=_published_splits(row_keys, manifest, paths),
-            external_sets={"independent": independent},
-        )
+        return _synergy_data(self.name, combinations, "synergistic (Loewe > 10) vs not (Loewe < 0), as published",
+                             drugs, cell_lines, expression, manifest, paths,
+                             published_splits=_published_splits(row_keys, manifest, paths),
+                             external_sets={"independent": independent})
 
 
 def load_independent(manifest: Manifest, data_dir, d3_drugs: pd.DataFrame, d3_cells: pd.DataFrame, genes: pd.Index,
@@ -237,16 +245,8 @@ def load_independent(manifest: Manifest, data_dir, d3_drugs: pd.DataFrame, d3_ce
     # No expression was staged for these lines (upstream's independent_cell_features_954.csv is missing): the matrix
     # has D3's 954 genes and no rows, so the expression featurizer reports the missing cell lines by name.
     expression = pd.DataFrame(np.empty((0, len(genes))), columns=genes, index=pd.Index([], name=CELL, dtype=object))
-    return SynergyData(
-        name=name,
-        combinations=combinations,
-        targets={"synergy": Target("synergy", "classification", "synergy",
-                                   "synergistic or not, as published (AstraZeneca-DREAM)")},
-        drugs=drugs,
-        cell_lines=cell_lines,
-        omics={"expression": expression},
-        checksums={manifest.file(k).path: manifest.file(k).sha256 for k in paths},
-    )
+    return _synergy_data(name, combinations, "synergistic or not, as published (AstraZeneca-DREAM)",
+                         drugs, cell_lines, expression, manifest, paths)
 
 
 class D3DeepDDSIndependent(Dataset):
