@@ -663,7 +663,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     rt["total"] = rt[["featurize", "search", "fit", "predict"]].fillna(0).sum(axis=1)
     rows = []
     for key, g in rt.groupby(lb.METHOD_COLS + ["dataset", "target"], sort=True):
-        rows.append([labels.names[tuple(map(str, key[:3]))], key[2], f"{key[3]} / {key[4]}", len(g), _secs(g["featurize"].mean()),
+        rows.append([labels.names[tuple(map(str, key[:3]))], f"`{key[2]}`", f"{key[3]} / {key[4]}", len(g), _secs(g["featurize"].mean()),
                      _secs(g["search"].mean()), _secs(g["fit"].mean()), _secs(g["predict"].mean()), _secs(g["total"].sum()),
                      f"{g['peak'].max():,.0f}", ", ".join(sorted(set(g["device"]))), ", ".join(sorted(set(g["threads"]), key=str))])
     rows.sort(key=lambda row: (row[2], row[0]))
