@@ -57,7 +57,7 @@ def test_report_holds_every_model_metric_and_section(built):
         assert heading in md
     assert "0.0625" in md and "Wilcoxon" in md  # the n = 5 caveat
     assert "- `synbench run -d mock -m lasso,treecomb --profile smoke --out " in md  # from invocations.jsonl
-    assert "| lasso | smoke | mock / score | 5 |" in md  # runtime row: method, profile, cell, jobs
+    assert "| lasso | `smoke` | mock / score | 5 |" in md  # runtime row: method, profile, cell, jobs
     figures = sorted(p.name for p in (out.parent / "report_figures").iterdir())
     assert figures == ["box-mock-score-published.png", "box-mock-synergistic-published.png",
                        "roc-mock-synergistic-published.png", "scatter-mock-score-published.png"]
