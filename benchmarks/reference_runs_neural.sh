@@ -2,7 +2,7 @@
 # The neural and BAITSAO reference results in results/, one job at a time. Resumable like
 # reference_runs.sh: stored jobs are skipped, and the pre-trained checkpoint is made only once.
 # Run it beside reference_runs.sh on a two-core machine (each stream single-threaded). In all it is
-# some 40 CPU-hours here (a DeepSynergy or MARSY fold on D1 takes about an hour on one thread), so
+# some 40 CPU-hours here (a DeepSynergy or MARSY fold on D1 takes about 40 minutes on one thread), so
 # it spans several sessions, each picking up where the last stored job left off:
 #
 #   SYNBENCH_DATA_DIR=../shared/data SYNBENCH_THREADS=1 nohup benchmarks/reference_runs_neural.sh > neural.log 2>&1 &

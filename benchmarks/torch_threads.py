@@ -4,8 +4,8 @@ one D1 fold in the `cpu` profile.
 DeepSynergy ([8182, 4096] hidden layers) and MARSY (two encoders and a 4096-wide decoder) each have
 about 45 million weights, so their cost is the training steps: (epochs) x (training rows x 2 drug
 orders / 64) steps. This script builds each plugin's own network with the input widths that D1's
-`chem:n_bits=256` + `expression:n_genes=500` features give, times training steps (forward,
-backward, optimiser) on random inputs of that width at each thread count, and projects the
+`chem:n_bits=256` + `expression:n_genes=500` features give, times `synbench.neural.train_epoch` (the
+plugins' own training loop) on random inputs of that width at each thread count, and projects the
 training time of D1 fold 0 at the cpu profile's largest epoch count. The projection leaves out
 validation passes and data preparation (a few per cent); the measured fold times are in the
 records of `results/d1-oneil-cpu`.
@@ -22,18 +22,18 @@ import time
 import numpy as np
 
 
-def step_seconds(net, optimiser, loss_fn, inputs, target, steps: int) -> float:
-    """Median seconds of one training step (after two warm-up steps)."""
-    times = []
-    net.train()
-    for i in range(steps + 2):
-        t0 = time.perf_counter()
-        optimiser.zero_grad()
-        loss_fn(net(*inputs), target).backward()
-        optimiser.step()
-        if i >= 2:
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+def step_seconds(net, optimiser, loss_fn, inputs, target, batch_size: int, steps: int) -> float:
+    """Seconds per training step of ``synbench.neural.train_epoch`` (the loop both plugins train
+    with) over ``steps`` mini-batches of random rows, after a one-batch warm-up."""
+    import torch
+
+    from synbench.neural import train_epoch
+
+    generator = torch.Generator().manual_seed(0)
+    train_epoch(net, optimiser, loss_fn, tuple(x[:batch_size] for x in inputs), target[:batch_size], batch_size, generator)
+    t0 = time.perf_counter()
+    train_epoch(net, optimiser, loss_fn, inputs, target, batch_size, generator)
+    return (time.perf_counter() - t0) / steps
 
 
 def main():
@@ -69,17 +69,19 @@ def main():
     T, P, _, _ = ms._inputs(probe, with_targets=True)
 
     def deepsynergy():
+        rows = args.steps * ds.batch_size
         net = ds._network(n_in, "cpu")
         return (net, torch.optim.SGD(net.parameters(), lr=ds.lr, momentum=ds.momentum), torch.nn.MSELoss(),
-                (torch.randn(ds.batch_size, n_in),), torch.randn(ds.batch_size, 1))
+                (torch.randn(rows, n_in),), torch.randn(rows, 1), ds.batch_size)
 
     def marsy():
+        rows = args.steps * ms.batch_size
         net = _marsy_network(T.shape[1], P.shape[1], 3, ms.triple_layers, ms.pair_layers, ms.decoder_layers,
                              ms.encoder_dropout, ms.decoder_dropout)
-        target = torch.full((ms.batch_size, 3), float("nan"))
-        target[:, 0] = torch.randn(ms.batch_size)
+        target = torch.full((rows, 3), float("nan"))  # synergy only: the response outputs are unobserved
+        target[:, 0] = torch.randn(rows)
         return (net, torch.optim.Adamax(net.parameters(), lr=ms.lr, eps=1e-7), _masked_mse,
-                (torch.randn(ms.batch_size, T.shape[1]), torch.randn(ms.batch_size, P.shape[1])), target)
+                (torch.randn(rows, T.shape[1]), torch.randn(rows, P.shape[1])), target, ms.batch_size)
 
     # steps of the cpu profile at its largest: DeepSynergy runs max_epochs on the inner training rows,
     # then refits on training + validation rows for at most as many; MARSY runs at most max_epochs
@@ -97,9 +99,9 @@ def main():
         for threads in [int(t) for t in args.threads.split(",")]:
             torch.set_num_threads(threads)
             torch.manual_seed(0)
-            net, optimiser, loss_fn, inputs, target = build()
+            net, optimiser, loss_fn, inputs, target, batch_size = build()
             weights = sum(p.numel() for p in net.parameters())
-            s = step_seconds(net, optimiser, loss_fn, inputs, target, args.steps)
+            s = step_seconds(net, optimiser, loss_fn, inputs, target, batch_size, args.steps)
             base = base or s
             print(f"| {name} | {widths} | {weights / 1e6:.1f} M | {threads} | {s:.3f} (x{base / s:.2f}) | "
                   f"{steps:,.0f} ({budget}) | {steps * s / 60:.0f} min |")
