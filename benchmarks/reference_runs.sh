@@ -23,6 +23,4 @@ for ds in "d1-oneil results/d1-oneil-cpu" "d3-deepdds results/d3-deepdds-cpu" "o
     run -d "$1" "${extra[@]}" -m lasso,treecomb,svm -f llm-description --out "$2"
 done
 
-for store in results/d1-oneil-cpu results/d3-deepdds-cpu results/oneil-zip-cpu; do
-    synbench leaderboard "$store" > /dev/null
-done
+benchmarks/rebuild_results.sh

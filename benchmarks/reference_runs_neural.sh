@@ -57,9 +57,4 @@ run -d d3-deepdds -m deepsynergy "${CHEM_EXPR[@]}" --out results/d3-deepdds-cpu
 run -d oneil-drugcomb -t zip -m tabnet,bert --out results/oneil-zip-cpu
 run -d oneil-drugcomb -t zip -m marsy,deepsynergy "${CHEM_EXPR[@]}" --out results/oneil-zip-cpu
 
-STORES=(results/d1-oneil-cpu results/d3-deepdds-cpu results/oneil-zip-cpu)
-for store in "${STORES[@]}"; do
-    synbench leaderboard "$store" > /dev/null
-    synbench report "$store" --out "$store/report.html"
-done
-synbench report "${STORES[@]}" --out results/report.html
+benchmarks/rebuild_results.sh

@@ -17,14 +17,13 @@ records of `results/d1-oneil-cpu`.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
-import numpy as np
 
-
-def step_seconds(net, optimiser, loss_fn, inputs, target, batch_size: int, steps: int) -> float:
+def step_seconds(net, optimiser, loss_fn, inputs, target, batch_size: int) -> float:
     """Seconds per training step of ``synbench.neural.train_epoch`` (the loop both plugins train
-    with) over ``steps`` mini-batches of random rows, after a one-batch warm-up."""
+    with) over one epoch of the given rows, after a one-batch warm-up."""
     import torch
 
     from synbench.neural import train_epoch
@@ -33,7 +32,7 @@ def step_seconds(net, optimiser, loss_fn, inputs, target, batch_size: int, steps
     train_epoch(net, optimiser, loss_fn, tuple(x[:batch_size] for x in inputs), target[:batch_size], batch_size, generator)
     t0 = time.perf_counter()
     train_epoch(net, optimiser, loss_fn, inputs, target, batch_size, generator)
-    return (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / math.ceil(len(target) / batch_size)
 
 
 def main():
@@ -101,7 +100,7 @@ def main():
             torch.manual_seed(0)
             net, optimiser, loss_fn, inputs, target, batch_size = build()
             weights = sum(p.numel() for p in net.parameters())
-            s = step_seconds(net, optimiser, loss_fn, inputs, target, batch_size, args.steps)
+            s = step_seconds(net, optimiser, loss_fn, inputs, target, batch_size)
             base = base or s
             print(f"| {name} | {widths} | {weights / 1e6:.1f} M | {threads} | {s:.3f} (x{base / s:.2f}) | "
                   f"{steps:,.0f} ({budget}) | {steps * s / 60:.0f} min |")
