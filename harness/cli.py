@@ -204,8 +204,8 @@ def run(
     executor: str = typer.Option("inline", help="inline, process (a local process pool) or ray"),
     jobs: int = typer.Option(1, "--jobs", "-j", help="parallel jobs for the process and ray executors"),
     ray_address: Optional[str] = typer.Option(None, help="address of an existing Ray cluster (default: $RAY_ADDRESS, else start a local one)"),
-    no_feature_cache: bool = typer.Option(False, help="recompute features instead of reading the cache"),
-    no_constant: bool = typer.Option(False, help="do not add the constant baseline (added by default so every leaderboard shows it)"),
+    no_feature_cache: bool = typer.Option(False, "--no-feature-cache", help="recompute features instead of reading the cache"),
+    no_constant: bool = typer.Option(False, "--no-constant", help="do not add the constant baseline (added by default so every leaderboard shows it)"),
 ):
     """Run a grid of jobs (dataset x target x model x fold); finished jobs in the store are skipped."""
     with user_errors():
@@ -284,11 +284,11 @@ def run(
 def leaderboard(
     stores: Optional[List[Path]] = typer.Argument(None, help="result store directories (default: results/local)"),
     metric: Optional[List[str]] = typer.Option(None, "--metric", help="metrics to show (default: PCC, MSE, ROC-AUC, accuracy)"),
-    all_metrics: bool = typer.Option(False, help="show every registered metric"),
+    all_metrics: bool = typer.Option(False, "--all-metrics", help="show every registered metric"),
     dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="only these datasets"),
     markdown: Optional[Path] = typer.Option(None, help="write Markdown here (default: <store>/leaderboard.md)"),
     csv: Optional[Path] = typer.Option(None, help="write the tidy summary CSV here (default: <store>/leaderboard.csv)"),
-    no_write: bool = typer.Option(False, help="only print, write no files"),
+    no_write: bool = typer.Option(False, "--no-write", help="only print, write no files"),
 ):
     """Models x (dataset, target, metric) as mean ± std over folds, with average ranks per metric."""
     with user_errors():
@@ -331,7 +331,7 @@ def report(
     stores: Optional[List[Path]] = typer.Argument(None, help="result store directories (default: results/local)"),
     out_path: Optional[Path] = typer.Option(None, "--out", help="HTML file to write; report.md and report_figures/ go beside it (default: <first store>/report.html)"),
     metric: Optional[List[str]] = typer.Option(None, "--metric", help="metrics to show (default: PCC, MSE, ROC-AUC, accuracy)"),
-    all_metrics: bool = typer.Option(False, help="show every registered metric"),
+    all_metrics: bool = typer.Option(False, "--all-metrics", help="show every registered metric"),
     dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="only these datasets"),
     title: Optional[str] = typer.Option(None, help="report title (default: the datasets' names)"),
 ):

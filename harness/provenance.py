@@ -26,19 +26,29 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-@lru_cache(maxsize=1)
-def git_commit() -> str | None:
-    """The commit of the synbench source tree, with '+dirty' if it has uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
+# What decides a result: the package's code and data (pyproject.toml maps them to harness/, plugins/,
+# datasets/). Result stores under the checkout (results/) change while runs write to them, so they
+# must not mark a run '+dirty'.
+SOURCE_PATHS = ("harness", "plugins", "datasets", "pyproject.toml")
+
+
+def source_commit(root: Path) -> str | None:
+    """HEAD of the git checkout at `root`, with '+dirty' if SOURCE_PATHS have uncommitted changes."""
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS],
                                capture_output=True, text=True, timeout=10)
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of the synbench source tree this process runs from (None outside a git checkout)."""
+    return source_commit(Path(__file__).resolve().parent.parent)
 
 
 def machine() -> dict:

@@ -15,8 +15,13 @@ def test_help_explains_every_command():
     for cmd in ("plugins", "datasets", "run", "leaderboard"):
         assert cmd in res.stdout
     run_help = _cli("run", "--help").stdout
-    for option in ("--dataset", "--model", "--target", "--profile", "--executor", "--out", "--data-dir", "--split"):
+    for option in ("--dataset", "--model", "--target", "--profile", "--executor", "--out", "--data-dir", "--split",
+                   "--no-constant", "--no-feature-cache"):
         assert option in run_help
+    # on/off flags are single switches, as the README writes them, not "--x / --no-x" pairs
+    for cmd in ("run", "leaderboard", "report"):
+        assert "--no-no-" not in _cli(cmd, "--help").stdout
+    assert "--no-all-metrics" not in _cli("leaderboard", "--help").stdout
 
 
 def test_plugins_lists_every_kind_with_origin():

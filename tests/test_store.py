@@ -138,3 +138,27 @@ def test_store_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644
+
+
+def test_dirty_marks_code_changes_not_results_written_in_the_checkout(tmp_path):
+    from synbench.provenance import source_commit
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "harness").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "harness" / "runner.py").write_text("x = 1\n")
+    (tmp_path / "results" / "invocations.jsonl").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    clean = source_commit(tmp_path)
+    assert clean is not None and len(clean) == 40
+    # a run appending to a store inside the checkout leaves the commit clean ...
+    (tmp_path / "results" / "invocations.jsonl").write_text("{}\n{}\n")
+    assert source_commit(tmp_path) == clean
+    # ... an edit to the code that computes results does not
+    (tmp_path / "harness" / "runner.py").write_text("x = 2\n")
+    assert source_commit(tmp_path) == clean + "+dirty"
+    assert source_commit(tmp_path / "not-a-checkout") is None
