@@ -187,6 +187,45 @@ def datasets_show(ctx: typer.Context, name: str = typer.Argument(..., help="data
                       markup=False, highlight=False)
 
 
+def _duration(seconds: float) -> str:
+    return "?" if seconds != seconds else f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def _print_plan_status(plan, out_dir: Path) -> None:
+    """One row per configuration (all but the fold): folds done, locked and pending, and an
+    estimate of the pending compute from the folds this store already finished."""
+    from . import runner
+    from .store import MARKER, Store
+
+    if (out_dir / MARKER).is_file():
+        status = runner.plan_status(plan, Store(out_dir, create=False))
+    else:  # a dry run never creates the store
+        status = runner.plan_status(plan, None)
+    table = Table("dataset", "target", "model", "featurizers", "done", "locked", "pending", "est. per fold", "est. pending",
+                  box=None)
+    config = ["dataset", "target", "model", "featurizers"]
+    unknown = 0
+    total = 0.0
+    for key, rows in status.groupby(config, sort=False):
+        count = rows["status"].value_counts()
+        pending = int(count.get("pending", 0))
+        per_fold = rows["est_seconds"].iloc[0]
+        if pending and per_fold != per_fold:
+            unknown += pending
+        elif pending:
+            total += pending * per_fold
+        folds = ",".join(str(f) for f in rows.loc[rows["status"] == "pending", "fold"])
+        table.add_row(*key, str(int(count.get("done", 0))), str(int(count.get("locked", 0))),
+                      f"{pending} ({folds})" if pending else "0", _duration(per_fold), _duration(pending * per_fold) if pending else "")
+    out.print(table)
+    n = status["status"].value_counts()
+    estimate = (f"estimated compute for the pending jobs: {_duration(total)}" if total else "") + (
+        f"{' (' if total else ''}{unknown} pending job(s) have no finished fold to estimate from{')' if total else ''}" if unknown else "")
+    out.print(f"{len(status)} jobs planned: {n.get('done', 0)} done, {n.get('locked', 0)} locked (a run holds them, or a "
+              f"killed run left jobs/.lock-* behind), {n.get('pending', 0)} pending" + (f"; {estimate}" if estimate else "")
+              + "; nothing was run", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def run(
     dataset: List[str] = typer.Option(..., "--dataset", "-d", help="dataset name(s); repeat or comma-separate"),
@@ -206,6 +245,7 @@ def run(
     ray_address: Optional[str] = typer.Option(None, help="address of an existing Ray cluster (default: $RAY_ADDRESS, else start a local one)"),
     no_feature_cache: bool = typer.Option(False, "--no-feature-cache", help="recompute features instead of reading the cache"),
     no_constant: bool = typer.Option(False, "--no-constant", help="do not add the constant baseline (added by default so every leaderboard shows it)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show which jobs are done, locked or pending (with time estimates) and run nothing"),
 ):
     """Run a grid of jobs (dataset x target x model x fold); finished jobs in the store are skipped."""
     with user_errors():
@@ -238,6 +278,9 @@ def run(
         )
         if not plan:
             raise ConfigError("nothing to run: no model supports the chosen targets' task types")
+        if dry_run:
+            _print_plan_status(plan, out_dir)
+            return
         store = Store(out_dir)
         pending = sum(not store.has_job(j.job_id) for j in plan)
         store.log_invocation({"command": "synbench " + shlex.join(sys.argv[1:]), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -398,6 +398,29 @@ def _execute_in_worker(job_dict: dict, store_root: str, settings: dict):
     except SynbenchError as exc:
         return job_dict, None, str(exc)
     return job_dict, record, None
+
+
+def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
+    """Where each planned job stands in the store, for ``synbench run --dry-run``.
+
+    status: ``done`` (a record exists), ``locked`` (a lock file exists: another run is computing
+    the job, or a killed run left the file behind) or ``pending``. ``est_seconds`` is the mean
+    compute time (featurize + search + fit + predict) of the finished folds of the same
+    configuration in this store, NaN when none has finished. ``store=None``: nothing is stored yet.
+    """
+    seconds: dict[Job, list[float]] = {}
+    for record in store.records() if store else []:
+        same_config = replace(Job.from_dict(record["job"]), fold=-1)
+        seconds.setdefault(same_config, []).append(sum(v for k, v in record["timing"].items() if k.endswith("_seconds")))
+    rows = []
+    for job in jobs:
+        status = ("pending" if store is None else "done" if store.has_job(job.job_id)
+                  else "locked" if store.lock_present(job.job_id) else "pending")
+        previous = seconds.get(replace(job, fold=-1), [])
+        rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
+                     "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": status,
+                     "est_seconds": float(np.mean(previous)) if previous else float("nan"), "job_id": job.job_id})
+    return pd.DataFrame(rows)
 
 
 EXECUTORS = ("inline", "process", "ray")

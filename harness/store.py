@@ -125,6 +125,13 @@ class Store:
             Path(lock.lock_file).unlink(missing_ok=True)
             lock.release()
 
+    def lock_present(self, job_id: str) -> bool:
+        """Whether the job's lock file exists (held by a run, or left by one that was killed).
+
+        Only looks: taking the lock to test it could make a concurrent run skip the job.
+        """
+        return (self.jobs_dir / f".lock-{job_id}").exists()
+
     def job_ids(self) -> list[str]:
         if not self.jobs_dir.is_dir():
             return []

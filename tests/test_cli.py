@@ -143,3 +143,34 @@ def test_long_jobs_report_their_progress(tmp_path):
     after_search = messages[messages.index("final fit"):]
     epochs = [m for m in after_search if m.startswith("epoch ")]
     assert epochs and all("validation loss" in m for m in epochs)
+
+
+def test_dry_run_reports_where_a_long_run_stands_and_writes_nothing(tmp_path):
+    out = tmp_path / "store"
+    args = ["run", "-d", "mock", "-m", "lasso", "-t", "score", "--profile", "smoke", "--no-constant", "--out", str(out)]
+    assert _cli(*args, "--folds", "0,1").returncode == 0
+    invocations = (out / "invocations.jsonl").read_text()
+    (out / "jobs" / ".lock-someone-else").touch()  # unrelated lock files are not counted
+    jobs_before = sorted(p.name for p in (out / "jobs").iterdir())
+    res = _cli(*args, "--dry-run")
+    assert res.returncode == 0, res.stderr
+    row = next(line for line in res.stdout.splitlines() if "lasso" in line)
+    assert "3 (2,3,4)" in row and "min" in row  # folds 2-4 pending, timed from the two finished ones
+    assert "5 jobs planned: 2 done, 0 locked" in res.stdout and "nothing was run" in res.stdout
+    assert (out / "invocations.jsonl").read_text() == invocations
+    assert sorted(p.name for p in (out / "jobs").iterdir()) == jobs_before
+    fresh = _cli("run", "-d", "mock", "-m", "lasso", "--profile", "smoke", "--out", str(tmp_path / "new"), "--dry-run")
+    assert fresh.returncode == 0 and "20 pending" in fresh.stdout and not (tmp_path / "new").exists()
+
+
+def test_plan_status_marks_jobs_another_run_holds(tmp_path):
+    from synbench import runner
+    from synbench.store import Store
+
+    store = Store(tmp_path / "s")
+    plan = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0, 1, 2])
+    runner.run(plan[:1], store)
+    with store.claim(plan[1].job_id):
+        status = runner.plan_status(plan, store).set_index("fold")["status"]
+    assert status.to_dict() == {0: "done", 1: "locked", 2: "pending"}
+    assert runner.plan_status(plan, store).set_index("fold")["status"].to_dict() == {0: "done", 1: "pending", 2: "pending"}
