@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 CHEM_EXPR=(-f chem:n_bits=256 -f expression:n_genes=500)
 BASELINES=constant,lasso,treecomb,svm
 
-run() { echo "== synbench run $*"; synbench run "$@" --profile cpu || echo "!! failed: $*"; }
+# SYNBENCH_DRY_RUN=1 shows what each command has done, has locked and has left, and runs nothing
+DRY_RUN=${SYNBENCH_DRY_RUN:+--dry-run}
+run() { echo "== synbench run $*"; synbench run "$@" --profile cpu $DRY_RUN || echo "!! failed: $*"; }
 
 # classical baselines, chemistry + expression (BAITSAO's baselines read LLM embeddings: next block)
 run -d d1-oneil -m $BASELINES "${CHEM_EXPR[@]}" --out results/d1-oneil-cpu
@@ -23,4 +25,4 @@ for ds in "d1-oneil results/d1-oneil-cpu" "d3-deepdds results/d3-deepdds-cpu" "o
     run -d "$1" "${extra[@]}" -m lasso,treecomb,svm -f llm-description --out "$2"
 done
 
-benchmarks/rebuild_results.sh
+[ -n "$DRY_RUN" ] || benchmarks/rebuild_results.sh

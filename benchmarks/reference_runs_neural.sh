@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 CHEM_EXPR=(-f chem:n_bits=256 -f expression:n_genes=500)
 CKPT=results/checkpoints/baitsao-cloud-forcina-cpu.pt
 
-run() { echo "== synbench run $*"; synbench run "$@" --profile cpu --no-constant || echo "!! failed: $*"; }
+# SYNBENCH_DRY_RUN=1 shows what each command has done, has locked and has left, and runs nothing
+DRY_RUN=${SYNBENCH_DRY_RUN:+--dry-run}
+run() { echo "== synbench run $*"; synbench run "$@" --profile cpu --no-constant $DRY_RUN || echo "!! failed: $*"; }
 
 # first one fold of every neural baseline with its published inputs, so that each model has a
 # stored, measured fold early; the five-fold commands below skip these jobs
@@ -26,7 +28,7 @@ run -d d1-oneil -t loewe_gt30 -m deepdds --folds 0 --out results/d1-oneil-cpu
 run -d d1-oneil -m baitsao --out results/d1-oneil-cpu
 
 # pre-training on the CLOUD and FORCINA screens, without any D1 combination, for -ft and -zs
-if [ ! -f "$CKPT" ]; then
+if [ ! -f "$CKPT" ] && [ -z "$DRY_RUN" ]; then
     mkdir -p "$(dirname "$CKPT")"
     echo "== synbench pretrain -> $CKPT"
     synbench pretrain -d drugcomb-cloud,drugcomb-forcina --exclude-overlap d1-oneil --profile cpu --out "$CKPT" \
@@ -57,4 +59,4 @@ run -d d3-deepdds -m deepsynergy "${CHEM_EXPR[@]}" --out results/d3-deepdds-cpu
 run -d oneil-drugcomb -t zip -m tabnet,bert --out results/oneil-zip-cpu
 run -d oneil-drugcomb -t zip -m marsy,deepsynergy "${CHEM_EXPR[@]}" --out results/oneil-zip-cpu
 
-benchmarks/rebuild_results.sh
+[ -n "$DRY_RUN" ] || benchmarks/rebuild_results.sh
