@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import os
 import shlex
 import sys
@@ -188,7 +189,7 @@ def datasets_show(ctx: typer.Context, name: str = typer.Argument(..., help="data
 
 
 def _duration(seconds: float) -> str:
-    return "?" if seconds != seconds else f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+    return "?" if math.isnan(seconds) else f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
 def _print_plan_status(plan, out_dir: Path) -> None:
@@ -210,7 +211,7 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         count = rows["status"].value_counts()
         pending = int(count.get("pending", 0))
         per_fold = rows["est_seconds"].iloc[0]
-        if pending and per_fold != per_fold:
+        if pending and math.isnan(per_fold):
             unknown += pending
         elif pending:
             total += pending * per_fold
