@@ -220,12 +220,13 @@ def _print_plan_status(plan, out_dir: Path) -> None:
                       f"{pending} ({folds})" if pending else "0", _duration(per_fold), _duration(pending * per_fold) if pending else "")
     out.print(table)
     n = status["status"].value_counts()
-    estimate = (f"estimated compute for the pending jobs: {_duration(total)}" if total else "") + (
-        f"{' (' if total else ''}{unknown} pending job(s) have no finished fold to estimate from{')' if total else ''}" if unknown else "")
-    out.print(f"{len(status)} jobs planned: {n.get('done', 0)} done, {n.get('locked', 0)} locked (a run holds them, or a "
-              f"killed run left jobs/.lock-* behind), {n.get('pending', 0)} pending" + (f"; {estimate}" if estimate else "")
-              + "; nothing was run", markup=False, highlight=False, soft_wrap=True)
-
+    summary = [f"{len(status)} jobs planned: {n.get('done', 0)} done, {n.get('locked', 0)} locked (a run holds them, "
+               f"or a killed run left jobs/.lock-* behind), {n.get('pending', 0)} pending"]
+    if total:
+        summary.append(f"estimated compute for the pending jobs: {_duration(total)}")
+    if unknown:
+        summary.append(f"{unknown} pending job(s) have no finished fold to estimate from")
+    out.print("; ".join(summary + ["nothing was run"]), markup=False, highlight=False, soft_wrap=True)
 
 @app.command()
 def run(
