@@ -205,21 +205,17 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     table = Table("dataset", "target", "model", "featurizers", "done", "locked", "pending", "est. per fold", "est. pending",
                   box=None)
     config = ["dataset", "target", "model", "featurizers"]
-    unknown = 0
-    total = 0.0
     for key, rows in status.groupby(config, sort=False):
         count = rows["status"].value_counts()
         pending = int(count.get("pending", 0))
         per_fold = rows["est_seconds"].iloc[0]
-        if pending and math.isnan(per_fold):
-            unknown += pending
-        elif pending:
-            total += pending * per_fold
         folds = ",".join(str(f) for f in rows.loc[rows["status"] == "pending", "fold"])
         table.add_row(*key, str(int(count.get("done", 0))), str(int(count.get("locked", 0))),
                       f"{pending} ({folds})" if pending else "0", _duration(per_fold), _duration(pending * per_fold) if pending else "")
     out.print(table)
     n = status["status"].value_counts()
+    pending_estimates = status.loc[status["status"] == "pending", "est_seconds"]
+    total, unknown = pending_estimates.sum(), int(pending_estimates.isna().sum())  # sum() skips NaN
     summary = [f"{len(status)} jobs planned: {n.get('done', 0)} done, {n.get('locked', 0)} locked (a run holds them, "
                f"or a killed run left jobs/.lock-* behind), {n.get('pending', 0)} pending"]
     if total:

@@ -412,13 +412,18 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     for record in store.records() if store else []:
         same_config = replace(Job.from_dict(record["job"]), fold=-1)
         seconds.setdefault(same_config, []).append(sum(v for k, v in record["timing"].items() if k.endswith("_seconds")))
+    def status(job: Job) -> str:
+        if store is not None and store.has_job(job.job_id):
+            return "done"
+        if store is not None and store.lock_present(job.job_id):
+            return "locked"
+        return "pending"
+
     rows = []
     for job in jobs:
-        status = ("pending" if store is None else "done" if store.has_job(job.job_id)
-                  else "locked" if store.lock_present(job.job_id) else "pending")
         previous = seconds.get(replace(job, fold=-1), [])
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
-                     "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": status,
+                     "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": status(job),
                      "est_seconds": float(np.mean(previous)) if previous else float("nan"), "job_id": job.job_id})
     return pd.DataFrame(rows)
 

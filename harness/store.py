@@ -111,7 +111,7 @@ class Store:
     def claim(self, job_id: str):
         """Yield True if this process holds the job's lock (released on exit, also when killed)."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.jobs_dir / f".lock-{job_id}"))
+        lock = FileLock(str(self._lock_path(job_id)))
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -130,7 +130,10 @@ class Store:
 
         Only looks: taking the lock to test it could make a concurrent run skip the job.
         """
-        return (self.jobs_dir / f".lock-{job_id}").exists()
+        return self._lock_path(job_id).exists()
+
+    def _lock_path(self, job_id: str) -> Path:
+        return self.jobs_dir / f".lock-{job_id}"
 
     def job_ids(self) -> list[str]:
         if not self.jobs_dir.is_dir():
