@@ -6,6 +6,7 @@ import ast
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -217,12 +218,27 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     pending_estimates = status.loc[status["status"] == "pending", "est_seconds"]
     total, unknown = pending_estimates.sum(), int(pending_estimates.isna().sum())  # sum() skips NaN
     summary = [f"{len(status)} jobs planned: {n.get('done', 0)} done, {n.get('locked', 0)} locked (a run holds them, "
-               f"or a killed run left jobs/.lock-* behind), {n.get('pending', 0)} pending"]
+               f"or a run killed with SIGKILL left jobs/.lock-* behind), {n.get('pending', 0)} pending"]
     if total:
         summary.append(f"estimated compute for the pending jobs: {_duration(total)}")
     if unknown:
         summary.append(f"{unknown} pending job(s) have no finished fold to estimate from")
     out.print("; ".join(summary + ["nothing was run"]), markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _sigterm_unwinds():
+    """Let SIGTERM (kill, pkill, a scheduler) unwind like Ctrl-C, so the jobs in flight release their
+    lock files instead of leaving them in the store; exits with the shell's 128 + 15."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 @app.command()
 def run(
@@ -313,7 +329,7 @@ def run(
                         f"search {record['timing']['search_seconds']:.1f}s, peak {record['resources']['peak_memory_mb']:.0f} MB)",
                         markup=False, highlight=False)
 
-            with listening(on_report):
+            with listening(on_report), _sigterm_unwinds():
                 summary = runner.run(plan, store, settings, executor=executor, n_jobs=jobs, progress=on_start,
                                      on_done=on_done, ray_address=ray_address)
         busy = f", {summary['busy']} left to another run on this store" if summary["busy"] else ""

@@ -404,7 +404,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     """Where each planned job stands in the store, for ``synbench run --dry-run``.
 
     status: ``done`` (a record exists), ``locked`` (a lock file exists: another run is computing
-    the job, or a killed run left the file behind) or ``pending``. ``est_seconds`` is the mean
+    the job, or a run killed with SIGKILL left the file behind) or ``pending``. ``est_seconds`` is the mean
     compute time (featurize + search + fit + predict) of the finished folds of the same
     configuration in this store, NaN when none has finished. ``store=None``: nothing is stored yet.
     """

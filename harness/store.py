@@ -109,7 +109,8 @@ class Store:
 
     @contextmanager
     def claim(self, job_id: str):
-        """Yield True if this process holds the job's lock (released on exit, also when killed)."""
+        """Yield True if this process holds the job's lock. The OS lock dies with the process; the
+        file is removed on exit, on Ctrl-C and (under `synbench run`) on SIGTERM, not on SIGKILL."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self._lock_path(job_id)))
         try:
@@ -126,7 +127,7 @@ class Store:
             lock.release()
 
     def lock_present(self, job_id: str) -> bool:
-        """Whether the job's lock file exists (held by a run, or left by one that was killed).
+        """Whether the job's lock file exists (held by a run, or left by one killed with SIGKILL).
 
         Only looks: taking the lock to test it could make a concurrent run skip the job.
         """

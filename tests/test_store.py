@@ -126,6 +126,26 @@ def test_killed_run_resumes_without_corrupt_or_duplicate_records(tmp_path):
     pd.testing.assert_series_equal(a, b)
 
 
+def test_sigterm_leaves_no_lock_files(tmp_path):
+    """`kill`/`pkill` a running `synbench run`: it exits 143 and the jobs it held are unlocked."""
+    out = tmp_path / "terminated"
+    cmd = [sys.executable, "-m", "synbench.cli", "run", "-d", "mock", "-m", "constant,lasso", "--profile", "smoke",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        jobs_dir = out / "jobs"
+        if jobs_dir.is_dir() and any(p.name.startswith(".lock-") for p in jobs_dir.iterdir()):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    store = Store(out, create=False)
+    assert not [p.name for p in store.jobs_dir.iterdir() if p.name.startswith(".lock-")]
+    for job_id in store.job_ids():  # what was finished is intact
+        assert len(store.predictions(job_id)) == store.record(job_id)["n_rows"]["test"]
+
+
 def test_store_files_get_ordinary_permissions(tmp_path):
     # files are staged with mkstemp (0600); a shared store must stay readable by its other users
     import stat
