@@ -44,11 +44,14 @@ class EarlyStopping:
     """Track a validation loss; keep the best weights; say when ``patience`` epochs brought no gain.
 
     ``smoothing`` > 0 applies an exponential moving average to the loss before comparing
-    (DeepSynergy stops on a smoothed validation curve).
+    (DeepSynergy stops on a smoothed validation curve). ``monitor`` names the tracked quantity in
+    the progress line, for models that minimise something other than a loss (1 - ROC-AUC).
     """
 
-    def __init__(self, patience: int, min_delta: float = 0.0, smoothing: float = 0.0):
+    def __init__(self, patience: int, min_delta: float = 0.0, smoothing: float = 0.0,
+                 monitor: str = "validation loss"):
         self.patience, self.min_delta, self.smoothing = patience, min_delta, smoothing
+        self.monitor = monitor
         self.best_loss = float("inf")
         self.best_epoch = -1
         self.best_state = None
@@ -69,7 +72,7 @@ class EarlyStopping:
             self.best_state = copy.deepcopy(model.state_dict())
         else:
             self._bad += 1
-        report(f"epoch {len(self.history)}: validation loss {loss:.4g} (best {self.best_loss:.4g})")
+        report(f"epoch {len(self.history)}: {self.monitor} {loss:.4g} (best {self.best_loss:.4g})")
         return self._bad >= self.patience
 
     def restore(self, model) -> None:

@@ -109,6 +109,20 @@ def test_training_log_and_published_per_occurrence_encoding(batches):
     assert model.device_ == "cpu"
 
 
+def test_progress_names_the_quantity_it_watches(batches):
+    # the epoch is chosen on validation ROC-AUC, so the progress line must not call it a loss
+    from synbench.progress import listening
+
+    train, valid, _, _ = batches
+    messages = []
+    with listening(messages.append):
+        model = DeepDDSModel(task="classification", seed=0, **{**SMOKE, "max_epochs": 2}).fit(train, valid)
+    epochs = [m for m in messages if m.startswith("epoch ")]
+    assert len(epochs) == 2 and all("1 - validation ROC-AUC" in m for m in epochs)
+    best = 1 - model.training_log_["best_valid_auc"]
+    assert epochs[-1].endswith(f"(best {best:.4g})")
+
+
 def test_a_triple_is_the_mean_of_its_pair_logits(batches):
     import torch
 

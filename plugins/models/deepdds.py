@@ -238,7 +238,7 @@ class DeepDDSModel(Model):
             use_auc = len(np.unique(y_valid)) == 2
             y_valid_t = torch.as_tensor(y_valid, dtype=torch.long, device=dev)
         patience = int(self.patience) if self.patience else int(self.max_epochs) + 1  # None: run all epochs
-        stopper = EarlyStopping(patience)
+        stopper = EarlyStopping(patience, monitor="1 - validation ROC-AUC" if use_auc else "validation loss")
         shuffler = np.random.default_rng(self.seed)
         n, batch_size = inputs.n_rows, int(self.batch_size)
         slot = np.empty(n, dtype=np.int64)
