@@ -91,18 +91,25 @@ def test_not_a_store_is_refused(tmp_path):
     assert (tmp_path / "data.txt").read_text() == "precious"
 
 
-def test_killed_run_resumes_without_corrupt_or_duplicate_records(tmp_path):
-    """SIGKILL a real `synbench run` mid-way, resume it, and compare with an uninterrupted run."""
-    out = tmp_path / "killed"
+def _start_run_until(out, ready):
+    """Start a real `synbench run` on the mock data into ``out``; return (command, process) once
+    ``ready(files in out/jobs)`` holds (or after two minutes)."""
     cmd = [sys.executable, "-m", "synbench.cli", "run", "-d", "mock", "-m", "constant,lasso", "--profile", "smoke",
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
         jobs_dir = out / "jobs"
-        if jobs_dir.is_dir() and len([p for p in jobs_dir.iterdir() if not p.name.startswith(".")]) >= 3:
+        if jobs_dir.is_dir() and ready(list(jobs_dir.iterdir())):
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
+    return cmd, proc
+
+
+def test_killed_run_resumes_without_corrupt_or_duplicate_records(tmp_path):
+    """SIGKILL a real `synbench run` mid-way, resume it, and compare with an uninterrupted run."""
+    out = tmp_path / "killed"
+    cmd, proc = _start_run_until(out, lambda files: len([p for p in files if not p.name.startswith(".")]) >= 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     store = Store(out, create=False)
@@ -129,15 +136,7 @@ def test_killed_run_resumes_without_corrupt_or_duplicate_records(tmp_path):
 def test_sigterm_leaves_no_lock_files(tmp_path):
     """`kill`/`pkill` a running `synbench run`: it exits 143 and the jobs it held are unlocked."""
     out = tmp_path / "terminated"
-    cmd = [sys.executable, "-m", "synbench.cli", "run", "-d", "mock", "-m", "constant,lasso", "--profile", "smoke",
-           "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        jobs_dir = out / "jobs"
-        if jobs_dir.is_dir() and any(p.name.startswith(".lock-") for p in jobs_dir.iterdir()):
-            break
-        time.sleep(0.01)
+    _, proc = _start_run_until(out, lambda files: any(p.name.startswith(".lock-") for p in files))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     store = Store(out, create=False)
