@@ -236,7 +236,10 @@ class Labels:
             extra += [profile] if len({k[2] for k in variants}) > 1 else []
             self.names[(model, feats, profile)] = f"{model} ({'; '.join(extra)})" if extra else model
         palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
-        self.colour = {k: palette[i % len(palette)] for i, k in enumerate(sorted(self.names, key=self.names.get))}
+        ordered = sorted(self.names, key=self.names.get)
+        self.colour = {k: palette[i % len(palette)] for i, k in enumerate(ordered)}
+        # past ten methods the colours repeat, so curves drawn on one axis also differ in dash
+        self.linestyle = {k: ["-", "--", "-.", ":"][(i // len(palette)) % 4] for i, k in enumerate(ordered)}
 
     def __call__(self, row) -> str:
         return self.names[tuple(str(v) for v in _method_key(row))]
@@ -308,7 +311,7 @@ def box_plot(cell: pd.DataFrame, order: list[tuple], labels: Labels, metrics: li
         return _png(fig)
 
 
-def scatter_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str]], target: str, pcc_fn, title: str) -> bytes:
+def scatter_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str, str]], target: str, pcc_fn, title: str) -> bytes:
     """Predicted vs observed per method, pooled over folds, with the pooled PCC in each title."""
     import matplotlib
 
@@ -319,9 +322,9 @@ def scatter_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str]], target: 
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         # Shared axes across panels, but the predicted range is not stretched to the observed one:
         # models shrink towards the mean, and an equal-aspect plot would squash every cloud flat.
-        x_lo, x_hi = _padded(np.concatenate([y for _, y, _, _ in pooled]))
-        y_lo, y_hi = _padded(np.concatenate([p for _, _, p, _ in pooled]))
-        for ax, (label, y, p, colour) in zip(axes, pooled):
+        x_lo, x_hi = _padded(np.concatenate([t[1] for t in pooled]))
+        y_lo, y_hi = _padded(np.concatenate([t[2] for t in pooled]))
+        for ax, (label, y, p, colour, _) in zip(axes, pooled):
             ax.scatter(y, p, s=3, alpha=0.2, color=colour, linewidths=0, rasterized=True)
             lo, hi = max(x_lo, y_lo), min(x_hi, y_hi)
             if lo < hi:
@@ -345,7 +348,7 @@ def _padded(values: np.ndarray, frac: float = 0.03) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def roc_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str]], fold_auc: dict, title: str) -> bytes:
+def roc_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str, str]], fold_auc: dict, title: str) -> bytes:
     """ROC curve per method from the predictions of all folds pooled."""
     import matplotlib
     from sklearn.metrics import roc_auc_score, roc_curve
@@ -353,11 +356,11 @@ def roc_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str]], fold_auc: di
     with matplotlib.rc_context(RC):
         fig = _new_figure(6.4, 5.4 + 0.17 * len(pooled))
         ax = fig.subplots()
-        ax.plot([0, 1], [0, 1], color="#888", linewidth=0.8, linestyle="--", label="chance")
-        for label, y, p, colour in pooled:
+        ax.plot([0, 1], [0, 1], color="#888", linewidth=0.8, linestyle=(0, (1, 3)), label="chance")
+        for label, y, p, colour, linestyle in pooled:
             fpr, tpr, _ = roc_curve(y, p)
             auc = roc_auc_score(y, p)
-            ax.plot(fpr, tpr, color=colour, linewidth=1.6,
+            ax.plot(fpr, tpr, color=colour, linestyle=linestyle, linewidth=1.6,
                     label=f"{label}: pooled AUC {auc:.3f}, fold mean {_num(fold_auc.get(label, np.nan))}")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
@@ -547,7 +550,8 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         for key in order:
             frame = pd.concat(by_method[key]).sort_index()
             frame = frame[np.isfinite(frame["y_true"]) & np.isfinite(frame["y_pred"])]
-            pooled.append((labels.names[key], frame["y_true"].to_numpy(), frame["y_pred"].to_numpy(), labels.colour[key]))
+            pooled.append((labels.names[key], frame["y_true"].to_numpy(), frame["y_pred"].to_numpy(),
+                           labels.colour[key], labels.linestyle[key]))
         heading = f"### {c['dataset']} / {c['target']}"
         if task == "regression":
             rep.add(heading, Figure(_fig_name("scatter", c["dataset"], c["target"], c["split"]),

@@ -132,6 +132,14 @@ def test_paired_tests_use_only_folds_both_methods_have():
     assert t["p"] == pytest.approx(wilcoxon([0.10, 0.04, 0.05]).pvalue) and t["p"] == pytest.approx(0.25)
 
 
+def test_curves_on_one_axis_stay_distinguishable_past_ten_methods():
+    # D3 has 13 methods on one ROC axis: no two may share both colour and line style
+    rows = [dict(model=f"m{i:02d}", featurizers="x", profile="cpu") for i in range(25)]
+    labels = rp.Labels(pd.DataFrame(rows))
+    styles = [(labels.colour[k], labels.linestyle[k]) for k in labels.names]
+    assert len(set(styles)) == len(styles) == 25
+
+
 def test_published_figures_file_is_valid(tmp_path):
     figures = pub.load()
     registry = get_registry()
