@@ -311,6 +311,18 @@ def box_plot(cell: pd.DataFrame, order: list[tuple], labels: Labels, metrics: li
         return _png(fig)
 
 
+def _wrap_label(label: str, width: int) -> str:
+    """Break a long method name before its featurizers and after each '+', so that it fits over a
+    narrow panel."""
+    lines = []
+    for token in re.split(r"(?<=\+)|(?= \()", label):
+        if lines and len(lines[-1]) + len(token) <= width:
+            lines[-1] += token
+        else:
+            lines.append(token.strip())
+    return "\n".join(lines)
+
+
 def scatter_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str, str]], target: str, pcc_fn, title: str) -> bytes:
     """Predicted vs observed per method, pooled over folds, with the pooled PCC in each title."""
     import matplotlib
@@ -331,7 +343,8 @@ def scatter_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str, str]], tar
                 ax.plot([lo, hi], [lo, hi], color="#444", linewidth=0.8, linestyle="--")
             pcc = pcc_fn(y, p)
             stat = f"PCC {pcc:.3f}" if np.isfinite(pcc) else "PCC n/a (constant prediction)"
-            ax.set_title(f"{label}\n{stat}, n = {len(y):,}")
+            name = _wrap_label(label, 30)
+            ax.set_title(f"{name}\n{stat}, n = {len(y):,}")
             ax.set_xlim(x_lo, x_hi)
             ax.set_ylim(y_lo, y_hi)
             ax.set_xlabel(f"observed {target}")

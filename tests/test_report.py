@@ -140,6 +140,14 @@ def test_curves_on_one_axis_stay_distinguishable_past_ten_methods():
     assert len(set(styles)) == len(styles) == 25
 
 
+def test_long_method_names_wrap_to_fit_their_panel():
+    label = "treecomb (chem:n_bits=256+expression:n_genes=500)"
+    wrapped = rp._wrap_label(label, 30)
+    assert all(len(line) <= 30 for line in wrapped.splitlines())
+    assert "".join(wrapped.split()) == "".join(label.split())  # only line breaks were added
+    assert rp._wrap_label("svm (llm-description)", 30) == "svm (llm-description)"
+
+
 def test_published_figures_file_is_valid(tmp_path):
     figures = pub.load()
     registry = get_registry()
