@@ -697,7 +697,8 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     rep.add("## Selected hyperparameters",
             "What the random search chose on the inner validation split of each training fold (\"fixed by the profile\": "
             "no search, the job record's `params` hold the values used), with epochs run and the best epoch for models "
-            "that record a training log.")
+            "that record a training log (where a model refits on all its training rows after choosing the epoch count, "
+            "`epochs` counts both phases and `refit_epochs` the second).")
     by_cell: dict[tuple, list] = {}
     for r in runs.records:
         j = r["job"]
@@ -708,7 +709,10 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         trials = sorted({len(r.get("search") or []) for r in recs})
         chosen = [", ".join(f"{k}={_short(v)}" for k, v in sorted((r.get("selected_params") or {}).items())) for r in recs]
         logs = [r.get("training") or {} for r in recs]
-        training = ["; ".join(f"{k}={_short(log[k])}" for k in ("epochs", "best_epoch") if k in log) for log in logs]
+        training = ["; ".join([f"{k}={_short(log[k])}" for k in ("epochs", "best_epoch") if k in log]
+                              # a model that refits on all training rows counts those epochs in "epochs" too
+                              + ([f"refit_epochs={log['refit']['epochs']}"] if "epochs" in (log.get("refit") or {}) else []))
+                    for log in logs]
         folds = [r["job"]["fold"] for r in recs]
         rows.append([method, cell_name, ", ".join(map(str, trials)),
                      "; ".join(f"fold {f}: {c}" for f, c in zip(folds, chosen)) if any(chosen) else "(fixed by the profile)",
