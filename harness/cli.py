@@ -226,18 +226,34 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     out.print("; ".join(summary + ["nothing was run"]), markup=False, highlight=False, soft_wrap=True)
 
 
-@contextmanager
-def _sigterm_unwinds():
+class _SigtermUnwinds:
     """Let SIGTERM (kill, pkill, a scheduler) unwind like Ctrl-C, so the jobs in flight release their
-    lock files instead of leaving them in the store; exits with the shell's 128 + 15."""
-    def stop(signum, frame):
+    lock files instead of leaving them in the store; exits with the shell's 128 + 15.
+
+    The handler raises SystemExit wherever the main thread is, but Python swallows an exception
+    raised inside a finalizer or a library callback ("Exception ignored in ..."), so the signal is
+    also remembered: the next job does not start, and leaving the block exits 143 all the same."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+
+    def _stop(self, signum, frame):
+        self.received = signum
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def raise_if_stopped(self):
+        if self.received is not None:
+            raise SystemExit(128 + self.received)
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGTERM, self._stop)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGTERM, self._previous)
+        if exc[0] is None:
+            self.raise_if_stopped()
+        return False
 
 
 @app.command()
@@ -311,8 +327,10 @@ def run(
             bar = progress.add_task("running", total=pending)
 
             current = {"job": ""}
+            sigterm = _SigtermUnwinds()
 
             def on_start(job, *_):
+                sigterm.raise_if_stopped()
                 current["job"] = job.describe()
                 progress.update(bar, description=f"running {current['job']}")
 
@@ -329,7 +347,7 @@ def run(
                         f"search {record['timing']['search_seconds']:.1f}s, peak {record['resources']['peak_memory_mb']:.0f} MB)",
                         markup=False, highlight=False)
 
-            with listening(on_report), _sigterm_unwinds():
+            with listening(on_report), sigterm:
                 summary = runner.run(plan, store, settings, executor=executor, n_jobs=jobs, progress=on_start,
                                      on_done=on_done, ray_address=ray_address)
         busy = f", {summary['busy']} left to another run on this store" if summary["busy"] else ""

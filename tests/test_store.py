@@ -181,3 +181,21 @@ def test_dirty_marks_code_changes_not_results_written_in_the_checkout(tmp_path):
     (tmp_path / "harness" / "runner.py").write_text("x = 2\n")
     assert source_commit(tmp_path) == clean + "+dirty"
     assert source_commit(tmp_path / "not-a-checkout") is None
+
+
+def test_sigterm_swallowed_by_a_library_still_stops_the_run():
+    """Python drops an exception raised in a finalizer or a C callback; the run must stop anyway."""
+    from synbench.cli import _SigtermUnwinds
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        with _SigtermUnwinds() as sigterm:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler interrupts this
+            except SystemExit:
+                pass  # what "Exception ignored in ..." amounts to
+            with pytest.raises(SystemExit):
+                sigterm.raise_if_stopped()  # the next job does not start
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
