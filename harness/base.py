@@ -42,13 +42,17 @@ class Dataset(Plugin):
 class Featurizer(Plugin):
     """Turns a dataset's entities into a :class:`FeatureSet`.
 
-    ``needs`` declares what the featurizer reads (``smiles``, ``omics:<name>``, ``description``);
-    ``version`` is part of the cache key, so bump it when the output changes.
+    ``needs`` declares what the featurizer reads (``smiles``, ``omics:<name>``, ``description``;
+    none: it covers any entity); ``version`` is part of the cache key, so bump it when the output
+    changes. ``options`` maps each ``__init__`` option to its type or range (``Integer(1, 100)``,
+    ``Real(0, 1)``, ``Categorical(...)``, ``str``, ``bool``); the harness rejects any other option
+    or value before building the featurizer (None passes where the default is None).
     """
 
     kind: ClassVar[str] = "tabular"
     needs: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = "1"
+    options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params):
         self.params = params
@@ -79,33 +83,74 @@ class Real:
 class Integer:
     low: int
     high: int
+    log: bool = False
 
     def rvs(self, random_state=None):
         rng = np.random.default_rng(random_state) if not isinstance(random_state, np.random.RandomState) else random_state
         return int(rng.integers(self.low, self.high + 1)) if hasattr(rng, "integers") else int(rng.randint(self.low, self.high + 1))
 
     def __str__(self):
-        return f"{{{self.low}..{self.high}}}"
+        return f"{{{self.low}..{self.high}}}" + (" log" if self.log else "")
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """A choice among a few values (strings, numbers, booleans or None)."""
+
+    choices: tuple
+
+    def __init__(self, choices):
+        object.__setattr__(self, "choices", tuple(choices))
+
+    def rvs(self, random_state=None):
+        rng = np.random.default_rng(random_state) if not isinstance(random_state, np.random.RandomState) else random_state
+        return self.choices[int(rng.integers(len(self.choices))) if hasattr(rng, "integers") else int(rng.randint(len(self.choices)))]
+
+    def __str__(self):
+        return "{" + ", ".join(map(str, self.choices)) + "}"
+
+
+# Search protocols: ``table1`` is BAITSAO's published search ranges exactly (what the paper did),
+# ``strong`` the ranges a careful practitioner would use (log-uniform where scale matters, boosting
+# with early stopping). Every model in a run is tuned under the same protocol, the same number of
+# trials and the same target scaling; the protocol is part of each job's identity.
+PROTOCOLS = ("strong", "table1")
+DEFAULT_PROTOCOL = "strong"
+
+
+def is_distribution(value) -> bool:
+    return isinstance(value, (Real, Integer, Categorical))
 
 
 @dataclass(frozen=True)
 class Profile:
     """A named budget: fixed parameter overrides and how much hyperparameter search to do.
 
-    ``search_trials`` = 0 means: use the defaults (plus ``params``) without search.
+    ``search_trials`` = 0 means: use the defaults (plus ``params``) without search. The trial count
+    is the same for every model of a run (the harness's :data:`SEARCH_TRIALS` for the profile, or
+    ``--trials``); a model's own profile may set ``search_trials`` only to 0 (nothing to tune).
     ``search_max_rows`` bounds the inner-training rows used while searching (the final fit always
-    uses all training rows).
+    uses all training rows); it is recorded and shown on the board.
     """
 
     params: dict[str, Any] = field(default_factory=dict)
     search_trials: int = 0
     search_max_rows: int | None = None
     description: str = ""
+    # bounds the rows of the final fit too (the same random subsample for every model of a fold):
+    # for a first board in minutes, recorded and flagged on the board
+    fit_max_rows: int | None = None
 
+
+# Trials of hyperparameter search per job, identical for every model of a profile.
+SEARCH_TRIALS = {"paper": 50, "cpu": 12, "quick": 4, "smoke": 0}
 
 DEFAULT_PROFILES = {
-    "paper": Profile(search_trials=10, description="published settings and a full search"),
-    "cpu": Profile(search_trials=4, description="bounded for a laptop CPU"),
+    "paper": Profile(search_trials=SEARCH_TRIALS["paper"], description="published settings and a full search"),
+    "cpu": Profile(search_trials=SEARCH_TRIALS["cpu"], search_max_rows=5000,
+                   description="bounded for a laptop CPU: 12 trials on 5,000 inner-training rows"),
+    "quick": Profile(search_trials=SEARCH_TRIALS["quick"], search_max_rows=3000, fit_max_rows=6000,
+                     description="a first board in minutes: 4 trials on 3,000 rows, final fit on 6,000 rows"),
     "smoke": Profile(search_trials=0, description="seconds, for tests"),
 }
 
@@ -119,15 +164,33 @@ class Model(Plugin):
     (classification). The harness clones a fresh model for every fit.
 
     Class metadata: ``tasks`` supported, ``featurizers`` needed by default, ``search_space``
-    (sampled by the harness on an inner validation split), ``profiles`` (budgets), and
-    ``uses_validation`` (True when ``fit`` needs ``valid`` for early stopping).
+    (sampled by the harness on an inner validation split; ``search_spaces`` maps a protocol to
+    its own space, e.g. ``{"table1": ..., "strong": ...}``; a protocol it does not name uses
+    ``search_space``), ``profiles`` (budgets), and ``uses_validation`` (True when ``fit`` needs
+    ``valid`` for early stopping). A model may report ``(step, validation value)`` during ``fit``
+    through ``self.report_progress_`` (set by the harness while searching) so that a hopeless
+    trial is pruned; :class:`synbench.runner.TrialPruned` raised from it ends the fit.
     """
 
     tasks: ClassVar[tuple[str, ...]] = ("regression", "classification")
     featurizers: ClassVar[tuple[str, ...]] = ()
     search_space: ClassVar[dict[str, Any]] = {}
+    search_spaces: ClassVar[dict[str, dict[str, Any]]] = {}
     profiles: ClassVar[dict[str, Profile]] = DEFAULT_PROFILES
     uses_validation: ClassVar[bool] = False
+    # True for a model that standardises a regression target inside ``fit`` (flagged on the board
+    # when the protocol does not scale targets for every model)
+    scales_target_itself: ClassVar[bool] = False
+
+    @classmethod
+    def space_for(cls, protocol: str, task: str | None = None) -> dict[str, Any]:
+        """The search space under ``protocol`` (``search_spaces["<protocol>:<task>"]``, else
+        ``search_spaces["<protocol>"]``, else ``search_space``). Entries that are plain values,
+        not distributions, are parameters the protocol fixes (e.g. a tree cap with early stopping)."""
+        for key in (f"{protocol}:{task}", protocol):
+            if key in cls.search_spaces:
+                return dict(cls.search_spaces[key])
+        return dict(cls.search_space)
 
     def __init__(self, task: str = "regression", seed: int = 0):
         self.task = task
@@ -158,4 +221,5 @@ class Model(Plugin):
         return {}
 
 
-__all__ = ["Plugin", "Dataset", "Featurizer", "Model", "Real", "Integer", "Profile", "DEFAULT_PROFILES", "FeatureSet", "Batch"]
+__all__ = ["Plugin", "Dataset", "Featurizer", "Model", "Real", "Integer", "Categorical", "Profile", "DEFAULT_PROFILES",
+           "SEARCH_TRIALS", "PROTOCOLS", "DEFAULT_PROTOCOL", "FeatureSet", "Batch"]

@@ -18,22 +18,50 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import ConfigError, SynbenchError
+from .redaction import redact
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="synbench: benchmark drug-synergy predictors on shared splits and metrics.")
 # Piped output (CI logs, files) gets a wide console so tables are never truncated.
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-out = Console(width=None if sys.stdout.isatty() else 250)
+# piped tables keep every column whole however wide the board grows (flags, protocols, seeds)
+out = Console(width=None if sys.stdout.isatty() else 1000)
 DEFAULT_STORE = "results/local"
 
 
 @contextmanager
 def user_errors():
+    """The CLI's error boundary: an expected failure (bad input, a file that cannot be read or
+    written, damaged Parquet data, Ctrl-C) is one line on stderr and a non-zero exit; anything
+    else is a bug and keeps its traceback, as every failure does with ``SYNBENCH_DEBUG=1``."""
+    debug = bool(os.environ.get("SYNBENCH_DEBUG"))
     try:
         yield
     except SynbenchError as exc:
-        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 128 + signal.SIGINT)
+    except OSError as exc:  # unreadable data, a read-only store, --out or --csv naming a file or directory
+        if debug:
+            raise
+        _fail(_os_error_message(exc), 2)
+    except Exception as exc:
+        if debug or not type(exc).__module__.startswith("pyarrow"):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        _fail(f"unreadable Parquet/Arrow data ({type(exc).__name__}): {first}", 2)
+
+
+def _fail(message: str, code: int):
+    console.print(f"error: {redact(message)}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _os_error_message(exc: OSError) -> str:
+    """'results/x/leaderboard.md: Is a directory': the file first, then what went wrong."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    files = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{files}: {what}" if files else f"{type(exc).__name__}: {what}"
 
 
 def _split_multi(values: Optional[List[str]]) -> list[str]:
@@ -62,9 +90,8 @@ def _metric_names(metric, all_metrics: bool):
 
     if all_metrics:
         return [e.name for e in get_registry().entries("metric")]
-    names = _split_multi(metric)
-    for n in names:
-        get_registry().metric(n)  # unknown names fail with a suggestion
+    # registered names (`pearson` -> `pcc`); unknown names fail with a suggestion
+    names = [get_registry().entry("metric", n).name for n in _split_multi(metric)]
     return names or None
 
 
@@ -83,33 +110,129 @@ def _show_reports(show, label):
     return on_report
 
 
+def _int_list(text: Optional[str], option: str) -> Optional[list[int]]:
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} expects integers like 0,1,2, got '{text}'") from None
+
+
 def _parse_params(values: Optional[List[str]]) -> dict:
     params = {}
     for item in values or []:
         if "=" not in item:
             raise ConfigError(f"--param expects NAME=VALUE, got '{item}'")
         key, raw = item.split("=", 1)
+        key = key.strip()
         try:
-            params[key.strip()] = ast.literal_eval(raw)
+            value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
-            params[key.strip()] = raw
+            value = raw
+        if key in params:
+            raise ConfigError(f"--param {key} is given twice ({params[key]!r} and {value!r}); give it once")
+        params[key] = value
     return params
+
+
+# seeds reach NumPy's RandomState as seed * 100 + fold, which must stay below 2**32
+MAX_SEED = 2**32 // 100 - 1
+
+
+def _check_run_options(seed: int, n_folds: int, executor: str, jobs: int, ray_address: Optional[str]) -> None:
+    """Options of `run` that are wrong whatever the datasets and models."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+    if n_folds < 2:
+        raise ConfigError(f"--n-folds must be at least 2 (a generated split needs rows to train on), got {n_folds}")
+    if jobs > 1 and executor == "inline":
+        raise ConfigError(f"--jobs {jobs} has no effect with the inline executor (one job at a time); "
+                          "add --executor process or --executor ray")
+    if ray_address and executor != "ray":
+        raise ConfigError(f"--ray-address applies to --executor ray only (the executor is '{executor}')")
+
+
+def _canonical_names(kind: str, names: list[str]) -> list[str]:
+    """Names as registered (`-m SVM` runs `svm`; job identities and tables use the registered name)."""
+    from .registry import get_registry
+
+    registry = get_registry()
+    return [registry.canonical(kind, n) for n in names]
+
+
+def _canonical_specs(specs: list[str]) -> list[str]:
+    """Featurizer specs with the featurizer's registered name (`CHEM:n_bits=256` -> `chem:n_bits=256`)."""
+    out = []
+    for spec in specs:
+        name, sep, options = spec.partition(":")
+        out.append(_canonical_names("featurizer", [name.strip()])[0] + sep + options)
+    return out
+
+
+def _check_param_types(models: list[str], params: dict) -> None:
+    """``-p NAME=VALUE`` against what each model declares for NAME: a True/False switch takes
+    True or False, a numeric parameter (by its default or its search range) no True/False, an
+    integer range no fraction. Anything else goes to the model as given."""
+    import inspect
+
+    from .base import Integer, Real
+    from .registry import get_registry
+
+    registry = get_registry()
+    for name in models:
+        cls = registry.model(name)
+        defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        spaces = [cls.search_space, *getattr(cls, "search_spaces", {}).values()]
+        for key, value in params.items():
+            declared = [space[key] for space in spaces if key in space]
+            default = defaults.get(key)
+            numeric = any(isinstance(d, (Integer, Real)) for d in declared) or \
+                (isinstance(default, (int, float)) and not isinstance(default, bool))
+            if isinstance(default, bool) and not isinstance(value, bool):
+                expected = "True or False"
+            elif numeric and isinstance(value, bool):
+                expected = "a number"
+            elif any(isinstance(d, Integer) for d in declared) and isinstance(value, float) and not value.is_integer():
+                expected = "an integer"
+            else:  # text for a number may be a named setting (max_features=sqrt); the model decides
+                ranges = [d for d in declared if isinstance(d, (Integer, Real))]
+                if ranges and isinstance(value, (int, float)) and not any(d.low <= value <= d.high for d in ranges):
+                    # an ablation may leave the tuned range on purpose; a typo (alpha=100 for 1.00) says so here
+                    shown = ", ".join(dict.fromkeys(f"[{d.low:g}, {d.high:g}]" for d in ranges))
+                    console.print(f"warning: -p {key}={value!r} is outside the range model '{name}' searches ({shown})",
+                                  markup=False, highlight=False, soft_wrap=True)
+                continue
+            raise ConfigError(f"-p {key}={value!r}: model '{name}' expects {expected} for '{key}'")
 
 
 @app.command()
 def plugins(kind: Optional[str] = typer.Option(None, help="only this kind: dataset, featurizer, model or metric")):
-    """List every registered plugin with its kind, origin package and version."""
+    """List every registered plugin with its kind, origin package and version; name clashes and plugins
+    with broken declarations are listed too, with what to do about them."""
     with user_errors():
-        from .registry import KINDS, get_registry
+        from .registry import KINDS, UNPACKAGED, get_registry
 
         if kind and kind not in KINDS:
             from .registry import suggest
 
             raise ConfigError(f"unknown plugin kind '{kind}'{suggest(kind, KINDS)}")
-        table = Table("kind", "name", "package", "version", "description", box=None)
-        for e in get_registry().entries(kind):
-            table.add_row(e.kind, e.name, e.package, e.version, e.description)
+        registry = get_registry()
+        table = Table("kind", "name", "package", "version", "description", "status", box=None)
+        for e in registry.registrations(kind):
+            key = (e.kind, e.name)
+            if key in registry.clashes:
+                status = "CLASH (not usable until resolved)"
+            elif key in registry.chosen:
+                status = "chosen" if registry.chosen[key][0] is e else "not chosen"
+            else:
+                status = "BROKEN: " + "; ".join(e.problems) if e.problems else "ok"
+            package = f"{UNPACKAGED} {e.file}" if e.package == UNPACKAGED else e.package
+            table.add_row(e.kind, e.name, package, e.version, e.description, status)
         out.print(table)
+        if registry.clashes:
+            console.print(registry.clash_message(), markup=False, highlight=False, soft_wrap=True)
 
 
 DATA_DIR_HELP = "directory with the staged data (else $SYNBENCH_DATA_DIR, cache, download)"
@@ -139,6 +262,10 @@ def datasets(ctx: typer.Context, data_dir: Optional[Path] = typer.Option(None, h
         from .registry import get_registry
         from .runner import load_dataset
 
+        from .datadir import data_dir_source
+
+        where, source = data_dir_source(str(data_dir) if data_dir else None)
+        out.print(f"data directory: {where or '-'} ({source})", markup=False, highlight=False)
         table = Table("name", "rows", "drugs", "cell lines", "targets", "split schemes", "coverage", "status", box=None)
         for e in get_registry().entries("dataset"):
             try:
@@ -169,9 +296,10 @@ def datasets_show(ctx: typer.Context, name: str = typer.Argument(..., help="data
                   f"{', '.join(dict.fromkeys([*cls.split_schemes, *d.published_splits]))}", markup=False, highlight=False)
         for t in d.targets.values():
             out.print(f"  target {t.name} ({t.task}): {t.description}", markup=False, highlight=False)
-        kinds, notes = coverage(d)
+        # coverage by what each registered featurizer reads (one that reads nothing covers every entity)
+        kinds, notes = coverage(d, featurizers=[e.obj for e in get_registry().entries("featurizer") if not e.problems])
         inputs = list(dict.fromkeys(i for k in kinds for i in k.inputs if i != "descriptions")) + ["descriptions"]
-        table = Table("entities", "total", *inputs, "no input at all", box=None)
+        table = Table("entities", "total", *inputs, "no featurizer covers", box=None)
         for k in kinds:
             table.add_row(k.kind, str(len(k.names)), *[f"{len(k.inputs[i])}/{len(k.names)}" if i in k.inputs else "-" for i in inputs],
                           str(len(k.uncovered)))
@@ -200,7 +328,7 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     from .store import MARKER, Store
 
     if (out_dir / MARKER).is_file():
-        status = runner.plan_status(plan, Store(out_dir, create=False))
+        status = runner.plan_status(plan, Store(out_dir, create=False, repair=False))  # looks, moves nothing
     else:  # a dry run never creates the store
         status = runner.plan_status(plan, None)
     table = Table("dataset", "target", "model", "featurizers", "done", "locked", "pending", "est. per fold", "est. pending",
@@ -211,7 +339,7 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         pending = int(count.get("pending", 0))
         per_fold = rows["est_seconds"].iloc[0]
         folds = ",".join(str(f) for f in rows.loc[rows["status"] == "pending", "fold"])
-        table.add_row(*key, str(int(count.get("done", 0))), str(int(count.get("locked", 0))),
+        table.add_row(*map(redact, key), str(int(count.get("done", 0))), str(int(count.get("locked", 0))),
                       f"{pending} ({folds})" if pending else "0", _duration(per_fold), _duration(pending * per_fold) if pending else "")
     out.print(table)
     n = status["status"].value_counts()
@@ -227,12 +355,15 @@ def _print_plan_status(plan, out_dir: Path) -> None:
 
 
 class _SigtermUnwinds:
-    """Let SIGTERM (kill, pkill, a scheduler) unwind like Ctrl-C, so the jobs in flight release their
-    lock files instead of leaving them in the store; exits with the shell's 128 + 15.
+    """Let SIGTERM (kill, pkill, a scheduler) and SIGINT (Ctrl-C) unwind the run: the executors end
+    the jobs in flight and their workers, and the lock files are removed; exits with the shell's
+    128 + signal (143, 130).
 
     The handler raises SystemExit wherever the main thread is, but Python swallows an exception
     raised inside a finalizer or a library callback ("Exception ignored in ..."), so the signal is
     also remembered: the next job does not start, and leaving the block exits 143 all the same."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
         self.received: Optional[int] = None
@@ -246,11 +377,12 @@ class _SigtermUnwinds:
             raise SystemExit(128 + self.received)
 
     def __enter__(self):
-        self._previous = signal.signal(signal.SIGTERM, self._stop)
+        self._previous = {s: signal.signal(s, self._stop) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGTERM, self._previous)
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
         if exc[0] is None:
             self.raise_if_stopped()
         return False
@@ -267,6 +399,10 @@ def run(
     n_folds: int = typer.Option(5, help="folds for generated splits"),
     folds: Optional[str] = typer.Option(None, help="run only these folds, e.g. 0,1"),
     seed: int = typer.Option(0, help="seed for generated splits, search and models"),
+    seeds: Optional[str] = typer.Option(None, help="repeat every job with each of these seeds, e.g. 0,1,2 (replaces --seed)"),
+    protocol: Optional[str] = typer.Option(None, help="search protocol(s): strong (default; practitioners' ranges, targets "
+                                          "standardised) or table1 (BAITSAO's Table 1 ranges, raw targets); e.g. strong,table1"),
+    trials: Optional[int] = typer.Option(None, help="search trials per job, the same for every model (default: the profile's)"),
     param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="fix a model hyperparameter, NAME=VALUE"),
     out_dir: Path = typer.Option(DEFAULT_STORE, "--out", help="result store directory"),
     data_dir: Optional[Path] = typer.Option(None, help="directory with the staged data (else $SYNBENCH_DATA_DIR, cache, download)"),
@@ -276,6 +412,7 @@ def run(
     no_feature_cache: bool = typer.Option(False, "--no-feature-cache", help="recompute features instead of reading the cache"),
     no_constant: bool = typer.Option(False, "--no-constant", help="do not add the constant baseline (added by default so every leaderboard shows it)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show which jobs are done, locked or pending (with time estimates) and run nothing"),
+    keep_going: bool = typer.Option(False, "--keep-going", help="run the rest of the grid when a job fails; list the failures at the end (exit 2)"),
 ):
     """Run a grid of jobs (dataset x target x model x fold); finished jobs in the store are skipped."""
     with user_errors():
@@ -296,15 +433,18 @@ def run(
             os.environ["SYNBENCH_DATA_DIR"] = str(data_dir)
         if executor not in runner.EXECUTORS:
             raise ConfigError(f"unknown executor '{executor}'{suggest(executor, runner.EXECUTORS)}")
+        _check_run_options(seed, n_folds, executor, jobs, ray_address)
         if executor == "process" and jobs == 1:
             jobs = os.cpu_count() or 1
-        models = _split_multi(model)
+        models = _canonical_names("model", _split_multi(model))
         if not no_constant and "constant" not in models:
             models.append("constant")
+        _check_param_types(models, _parse_params(param))
         plan = runner.plan(
-            _split_multi(dataset), models, targets=_split_multi(target) or None,
-            featurizers=_split_featurizers(featurizer) or None, profile=profile, split=split, n_folds=n_folds, seed=seed,
+            _canonical_names("dataset", _split_multi(dataset)), models, targets=_split_multi(target) or None,
+            featurizers=_canonical_specs(_split_featurizers(featurizer)) or None, profile=profile, split=split, n_folds=n_folds, seed=seed,
             folds=fold_list, params=_parse_params(param), data_dir=str(data_dir) if data_dir else None,
+            protocols=_split_multi([protocol]) if protocol else ("strong",), seeds=_int_list(seeds, "--seeds"), trials=trials,
         )
         if not plan:
             raise ConfigError("nothing to run: no model supports the chosen targets' task types")
@@ -318,12 +458,13 @@ def run(
         settings = runner.RunSettings(data_dir=str(data_dir) if data_dir else None, use_feature_cache=not no_feature_cache)
         console.print(f"{len(plan)} jobs planned, {len(plan) - pending} already in {out_dir}, {pending} to run")
         started = time.perf_counter()
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         from .progress import listening
 
+        # the remaining time is estimated from the jobs finished so far (shown from the first one on)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=False) as progress:
+                      TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False) as progress:
             bar = progress.add_task("running", total=pending)
 
             current = {"job": ""}
@@ -337,22 +478,76 @@ def run(
             on_report = _show_reports(lambda text: progress.update(bar, description=text),
                                       lambda: f"running {current['job']}")
 
+            def on_failed(job, reason):
+                progress.console.print(f"failed {job.describe()}: {reason}", markup=False, highlight=False, soft_wrap=True)
+
             def on_done(job, record):
                 progress.advance(bar)
                 if record:
                     m = record["metrics"]
                     shown = " ".join(f"{k}={m[k]:.3f}" for k in ("pcc", "mse", "roc_auc", "accuracy") if k in m)
+                    task = progress.tasks[0]
+                    left = task.time_remaining
+                    eta = f"; about {_duration(left) if left >= 60 else f'{left:.0f} s'} left" if left is not None and task.remaining else ""
                     progress.console.print(
                         f"done {job.describe()}: {shown} (fit {record['timing']['fit_seconds']:.1f}s, "
-                        f"search {record['timing']['search_seconds']:.1f}s, peak {record['resources']['peak_memory_mb']:.0f} MB)",
+                        f"search {record['timing']['search_seconds']:.1f}s, peak {record['resources']['peak_memory_mb']:.0f} MB{eta})",
                         markup=False, highlight=False)
 
             with listening(on_report), sigterm:
-                summary = runner.run(plan, store, settings, executor=executor, n_jobs=jobs, progress=on_start,
-                                     on_done=on_done, ray_address=ray_address)
+                try:
+                    summary = runner.run(plan, store, settings, executor=executor, n_jobs=jobs, progress=on_start,
+                                         on_done=on_done, ray_address=ray_address, keep_going=keep_going, on_failed=on_failed)
+                except runner.JobsFailed as failed:  # --keep-going: every failure again, one line each
+                    progress.stop()
+                    console.print(f"{len(failed.failures)} job(s) failed:", markup=False, highlight=False)
+                    for job, reason in failed.failures:
+                        console.print(f"  {job.describe()}: {reason}", markup=False, highlight=False, soft_wrap=True)
+                    raise
         busy = f", {summary['busy']} left to another run on this store" if summary["busy"] else ""
         console.print(f"finished: {summary['done']} run, {summary['skipped']} skipped{busy}, wall {time.perf_counter() - started:.1f}s; "
                       f"results in {out_dir}")
+
+
+# First line of the Markdown files `leaderboard` writes into a store: how the harness recognises its
+# own files, so that it never overwrites one a user put there (invisible once rendered).
+GENERATED_MD = "<!-- written by `synbench leaderboard` from the job records; rebuilt on every call -->\n"
+_EARLIER_HEADERS = {  # what these files began with before GENERATED_MD existed
+    "leaderboard.md": "| model | featurizers | profile |",
+    "PROVENANCE.md": "# Provenance\n\nBuilt from the job records in this store",
+}
+
+
+def _harness_wrote(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    if path.suffix == ".csv":
+        columns = head.splitlines()[0].split(",") if head else []
+        return {"model", "dataset", "target", "metric", "mean", "std"} <= set(columns)
+    earlier = _EARLIER_HEADERS.get(path.name)
+    return head.startswith(GENERATED_MD) or bool(earlier and head.startswith(earlier))
+
+
+def _check_overwrite(path: Path, named: bool) -> None:
+    """A default output path may replace only a file the harness wrote; a path the user named
+    (--markdown, --csv) is theirs to overwrite, but never a directory."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; name a file to write")
+    if not named and path.exists() and not _harness_wrote(path):
+        raise ConfigError(f"{path} was not written by synbench; not overwriting it (move it, or write elsewhere "
+                          "with --markdown/--csv, or use --no-write)")
+
+
+def _write_output(path: Path, text: str) -> None:
+    from .store import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -374,31 +569,39 @@ def leaderboard(
         from .store import Store
 
         roots = stores or [Path(DEFAULT_STORE)]
-        frames = [Store(r, create=False).metrics_frame() for r in roots]
-        metrics = pd.concat(frames, ignore_index=True)
+        # a job in several stores counts once; the same job with different predictions is an error
+        combined = lb.combine([Store(r, create=False) for r in roots])
+        metrics, records = combined.metrics, combined.records
         if dataset:
             metrics = metrics[metrics["dataset"].isin(_split_multi(dataset))]
+            records = [r for r in records if r["job"]["dataset"] in _split_multi(dataset)]
         if metrics.empty:
             raise ConfigError(f"no finished jobs in {', '.join(map(str, roots))}")
         names = _metric_names(metric, all_metrics)
-        board = lb.build(metrics, names)
+        board = lb.build(metrics, names, records=records)
         wide = board.wide()
         table = Table(*[str(c) for c in wide.columns], box=None)
         for _, row in wide.iterrows():
             table.add_row(*[lb._cell(v) for v in row])
         out.print(table)
         if not no_write:
+            import io
+
             md_path = markdown or Path(roots[0]) / "leaderboard.md"
             csv_path = csv or Path(roots[0]) / "leaderboard.csv"
-            md_path.write_text(board.to_markdown())
-            board.to_csv(csv_path)
-            written = [md_path, csv_path]
+            buffer = io.StringIO()
+            board.to_csv(buffer)
+            outputs = [(md_path, GENERATED_MD + board.to_markdown(), markdown is not None),
+                       (csv_path, buffer.getvalue(), csv is not None)]
             if len(roots) == 1:
                 store = Store(roots[0], create=False)
-                prov_path = Path(roots[0]) / "PROVENANCE.md"
-                prov_path.write_text(lb.provenance_markdown(store.records(), store.invocations()))
-                written.append(prov_path)
-            console.print(f"wrote {', '.join(map(str, written))}")
+                outputs.append((Path(roots[0]) / "PROVENANCE.md",
+                                GENERATED_MD + lb.provenance_markdown(store.records(), store.invocations()), False))
+            for path, _, named in outputs:  # check every file before writing any, so a refusal writes nothing
+                _check_overwrite(path, named)
+            for path, text, _ in outputs:
+                _write_output(path, text)
+            console.print(f"wrote {', '.join(str(p) for p, _, _ in outputs)}", markup=False, highlight=False)
 
 
 @app.command()
@@ -425,6 +628,94 @@ def report(
         built = rp.build(roots, names, _split_multi(dataset) or None, title=title, command=shlex.join(command))
         written = rp.write(built, target)
         console.print(f"wrote {', '.join(map(str, written))} ({len(built.figures)} figures)")
+
+
+splits_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                         help="The shared folds, for methods that run outside synbench.")
+app.add_typer(splits_app, name="splits")
+
+
+@splits_app.command("export")
+def splits_export(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name"),
+    out_path: Path = typer.Option(..., "--out", help="file to write: .csv, .csv.gz or .parquet"),
+    split: Optional[str] = typer.Option(None, help="split scheme (default: the dataset's published folds, else random)"),
+    n_folds: int = typer.Option(5, help="folds for generated splits"),
+    seed: int = typer.Option(0, help="seed of the split, as given to `synbench run`"),
+    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+):
+    """Write the folds a run uses: one row per (fold, row_id) with its role (train, valid or test), the drugs,
+    the cell line and every target, blank on test rows. Score predictions of the test rows with `synbench score`."""
+    with user_errors():
+        from .external import export_splits
+
+        done = export_splits(dataset, out_path, split=split, n_folds=n_folds, seed=seed,
+                             data_dir=str(data_dir) if data_dir else None)
+        console.print(f"wrote {done['path']}: {done['rows']:,} rows, {done['folds']} folds, {done['test_rows']:,} test rows to predict "
+                      "(columns row_id, fold, y_pred for `synbench score`)", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def score(
+    predictions: Path = typer.Argument(..., help="predictions file (.csv, .csv.gz or .parquet) with columns row_id, fold, y_pred"),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name"),
+    target: str = typer.Option(..., "--target", "-t", help="the target predicted"),
+    method: str = typer.Option(..., "--method", help="the method's name on leaderboards and reports"),
+    out_dir: Path = typer.Option(..., "--out", help="result store directory (created if missing)"),
+    split: Optional[str] = typer.Option(None, help="split scheme the folds were exported with"),
+    n_folds: int = typer.Option(5, help="folds the split was exported with (generated splits)"),
+    seed: int = typer.Option(0, help="seed the split was exported with"),
+    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+):
+    """Score predictions made outside synbench (every test row of every fold of `synbench splits export`, once;
+    class-1 probabilities for classification) and store them as a method, marked "external predictions"."""
+    with user_errors():
+        from .external import score as score_file
+        from .provenance import git_commit, package_versions
+        from .store import Store
+
+        done = score_file(predictions, dataset, target, method, out_dir, split=split, n_folds=n_folds, seed=seed,
+                          data_dir=str(data_dir) if data_dir else None)
+        # the command from the arguments, so it reads the same however the command was invoked
+        command = ["synbench", "score", str(predictions), "-d", dataset, "-t", target, "--method", method, "--out", str(out_dir),
+                   *(["--split", split] if split else []), "--n-folds", str(n_folds), "--seed", str(seed)]
+        Store(out_dir, create=False).log_invocation({
+            "command": shlex.join(command), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "jobs": done["folds"], "pending": done["written"], "versions": package_versions(), "git_commit": git_commit()})
+        for fold, m in done["metrics"].items():
+            shown = " ".join(f"{k}={m[k]:.3f}" for k in ("pcc", "mse", "roc_auc", "accuracy") if k in m)
+            console.print(f"fold {fold}: {shown}", markup=False, highlight=False)
+        kept = f", {done['already']} already stored" if done["already"] else ""
+        console.print(f"scored '{method}' on {done['dataset']}/{done['target']} ({done['split']}): {done['folds']} folds, {done['test_rows']:,} test rows; "
+                      f"{done['written']} jobs written{kept}; results in {out_dir}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def config(
+    key: Optional[str] = typer.Argument(None, help="setting to change: data-dir"),
+    value: Optional[str] = typer.Argument(None, help="its new value (a directory for data-dir)"),
+):
+    """Show the settings, or set one once for every later command: `synbench config data-dir PATH`."""
+    with user_errors():
+        from .datadir import config_path, data_dir_source, write_config
+
+        if key is None:
+            where, source = data_dir_source()
+            out.print(f"config file: {config_path()}", markup=False, highlight=False)
+            out.print(f"data-dir: {where or '-'} ({source})", markup=False, highlight=False)
+            return
+        if key != "data-dir":
+            from .registry import suggest
+
+            raise ConfigError(f"unknown setting '{key}'{suggest(key, ['data-dir'])} (settings: data-dir)")
+        if value is None:
+            raise ConfigError("synbench config data-dir needs a directory: synbench config data-dir PATH")
+        path = Path(value).expanduser().resolve()
+        if not path.is_dir():
+            raise ConfigError(f"data directory '{path}' does not exist")
+        written = write_config({"data_dir": str(path)})
+        console.print(f"data-dir set to {path} in {written}; --data-dir and $SYNBENCH_DATA_DIR still take precedence",
+                      markup=False, highlight=False)
 
 
 @app.command()
@@ -494,6 +785,51 @@ def predict(
             console.print(f"{entity}: {source}", markup=False, highlight=False)
         for note in result["notes"]:
             console.print(f"note: {note}", markup=False, highlight=False)
+
+
+@app.command()
+def new(
+    kind: str = typer.Argument(..., help="model, featurizer or dataset"),
+    name: str = typer.Argument(..., help="the plugin's name, e.g. my-model"),
+    out_dir: Path = typer.Option(Path("."), "--out", help="directory in which to create synbench-NAME/"),
+):
+    """Write a ready plugin package (pyproject with the entry point, the plugin module, a conformance test) to start from."""
+    with user_errors():
+        from .scaffold import create, names_for
+
+        written = create(kind, name, out_dir)
+        root = Path(out_dir) / names_for(name)["dist"]
+        for path in written:
+            out.print(str(path), markup=False, highlight=False)
+        console.print(f"wrote the {kind} plugin package {root}; next: pip install -e {root} && "
+                      f"python -m pytest -q {root / 'tests'} && synbench check {names_for(name)['dist']} "
+                      "(the guide: docs/plugins.md)", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def check(
+    packages: List[str] = typer.Argument(..., help="installed plugin package(s), or plugin module(s) named in SYNBENCH_PLUGINS"),
+    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+):
+    """Run every conformance check on every plugin a package registers, and report what passed and why anything failed."""
+    with user_errors():
+        from .check import check_package
+
+        if data_dir:
+            os.environ["SYNBENCH_DATA_DIR"] = str(data_dir)
+        outcomes = []
+        for package in packages:
+            with console.status(f"checking {package}") as status:
+                outcomes += check_package(package, str(data_dir) if data_dir else None,
+                                          on_start=lambda e: status.update(f"checking {e.kind} '{e.name}' of {package}"))
+        table = Table("kind", "name", "from", "result", "seconds", "reason", box=None)
+        for o in outcomes:
+            table.add_row(o.kind, o.name, o.origin, o.status, f"{o.seconds:.1f}", o.reason)
+        out.print(table)
+        count = {s: sum(o.status == s for o in outcomes) for s in ("passed", "failed", "skipped")}
+        console.print(f"{count['passed']} passed, {count['failed']} failed, {count['skipped']} skipped", markup=False, highlight=False)
+        if count["failed"]:
+            raise typer.Exit(1)
 
 
 def main():

@@ -8,6 +8,7 @@ into a one-line :class:`~synbench.errors.DataError`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -20,6 +21,22 @@ TaskType = Literal["regression", "classification"]
 TASK_TYPES = ("regression", "classification")
 CELL = "cell_line"
 N_DRUGS = "n_drugs"
+# A finite label this large is a unit or parsing error (synergy scores are in the hundreds at
+# most), and its square overflows every error metric.
+MAX_ABS_LABEL = 1e9
+_warned: set = set()  # (dataset, target) pairs whose replicate conflicts were reported
+
+
+def quiet_data_warnings() -> None:
+    """Pool workers load the data the main process has already warned about."""
+    _warned.add("*")
+
+
+def _warn(key, message: str) -> None:
+    if key in _warned or "*" in _warned:
+        return
+    _warned.add(key)
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def drug_columns(frame: pd.DataFrame) -> list[str]:
@@ -152,6 +169,11 @@ class SynergyData:
                     f"{where}: target '{target.name}' has {int(bad.sum())} NaN or infinite values "
                     f"(rows {_preview(c.index[bad])})"
                 )
+            huge = np.abs(raw.to_numpy(dtype=float)) > MAX_ABS_LABEL
+            if huge.any():
+                first = int(np.argmax(huge))
+                raise DataError(f"{where}: target '{target.name}' has {int(huge.sum())} values beyond ±{MAX_ABS_LABEL:g} "
+                                f"(e.g. {raw.iloc[first]:g} in row {c.index[first]}); a unit or parsing error?")
             if target.task == "classification" and target.threshold is None:
                 classes = set(np.unique(raw))
                 if not classes <= {0, 1}:
@@ -161,6 +183,7 @@ class SynergyData:
                 raise DataError(f"{where}: missing fold column '{self.fold_column}'")
             if c[self.fold_column].isna().any():
                 raise DataError(f"{where}: {int(c[self.fold_column].isna().sum())} rows have no fold")
+            self._check_fold_values(where)
         for scheme, split in self.published_splits.items():
             t = split.table
             missing = {"fold", "row_id", "role"} - set(t.columns)
@@ -176,7 +199,45 @@ class SynergyData:
         for name, matrix in self.omics.items():
             if matrix.isna().to_numpy().any():
                 raise DataError(f"{where}: omics matrix '{name}' contains NaN values")
+        self._warn_conflicting_replicates()
         return self
+
+    def _check_fold_values(self, where: str) -> None:
+        """Published folds are the integers 0..k-1 (``--folds 0`` must mean the rows marked 0)."""
+        folds = self.combinations[self.fold_column]
+        numeric = pd.to_numeric(folds, errors="coerce") if folds.dtype != bool else pd.Series(np.nan, index=folds.index)
+        not_int = numeric.isna() | (numeric != np.round(numeric))
+        if not_int.any():
+            raise DataError(f"{where}: fold column '{self.fold_column}' must hold integers; found "
+                            f"{_preview(pd.unique(folds[not_int]))} (rows {_preview(folds.index[not_int])})")
+        values = sorted(int(v) for v in pd.unique(numeric))
+        if values != list(range(len(values))):
+            raise DataError(f"{where}: fold column '{self.fold_column}' must number its {len(values)} folds "
+                            f"0..{len(values) - 1}; found {_preview(values)}")
+
+    def _warn_conflicting_replicates(self) -> None:
+        """A combination measured more than once (the same drugs in any order on the same cell
+        line) with different class labels is kept (real screens have them: DeepDDS's data has 26
+        such groups among 185), and reported once: one line with the count and an example.
+        Labels thresholded from a score are left out: replicate scores differ by measurement noise."""
+        c = self.combinations
+        labelled = [t for t in self.targets.values() if t.task == "classification" and t.threshold is None]
+        if not labelled:
+            return
+        drugs = np.sort(c[self.drug_columns].fillna("").astype(str).to_numpy(), axis=1)
+        groups = pd.DataFrame(drugs, index=c.index)
+        groups["cell"] = c[CELL].astype(str).to_numpy()
+        keys = list(groups.columns)
+        for target in labelled:
+            stats = groups.assign(label=target.values(c).to_numpy()).groupby(keys, sort=False)["label"].agg(["size", "nunique"])
+            replicated = stats[stats["size"] > 1]
+            conflicting = replicated[replicated["nunique"] > 1]
+            if len(conflicting):
+                *example_drugs, example_cell = conflicting.index[0]
+                _warn((self.name, target.name),
+                      f"dataset '{self.name}': {len(conflicting)} of {len(replicated)} replicate groups (same drugs in any "
+                      f"order, same cell line) have conflicting '{target.name}' labels, e.g. "
+                      f"{' + '.join(d for d in example_drugs if d)} on {example_cell}; they are kept")
 
 
 @dataclass

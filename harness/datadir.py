@@ -1,6 +1,7 @@
 """Where data files come from, in this order:
 
-1. an explicit data directory (``--data-dir`` or ``SYNBENCH_DATA_DIR``);
+1. an explicit data directory (``--data-dir``, else ``SYNBENCH_DATA_DIR``, else the ``data_dir``
+   set once with ``synbench config data-dir PATH`` in the user's config file);
 2. the local cache (``SYNBENCH_CACHE_DIR`` or ``~/.cache/synbench``) under ``data/``;
 3. a download from the file's upstream URL into the cache, accepted only if its SHA-256 matches
    the manifest.
@@ -33,13 +34,61 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "synbench")
 
 
+CONFIG_ENV = "SYNBENCH_CONFIG"  # the config file; default ~/.config/synbench/config.toml
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or Path.home() / ".config" / "synbench" / "config.toml").expanduser()
+
+
+def read_config() -> dict:
+    path = config_path()
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise DataError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def write_config(values: dict) -> Path:
+    """Merge ``values`` into the config file (a flat TOML table of strings)."""
+    path = config_path()
+    merged = {**read_config(), **values}
+    lines = [f"{k} = {_toml_string(str(v))}" for k, v in sorted(merged.items()) if v is not None]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+    except OSError as exc:
+        raise DataError(f"cannot write config file {path}: {exc.strerror}") from None
+    return path
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def data_dir_source(explicit: str | os.PathLike | None = None) -> tuple[str | None, str]:
+    """The data directory in effect and where it was set."""
+    if explicit:
+        return str(explicit), "--data-dir"
+    if os.environ.get(DATA_DIR_ENV):
+        return os.environ[DATA_DIR_ENV], DATA_DIR_ENV
+    configured = read_config().get("data_dir")
+    if configured:
+        return str(configured), f"config file {config_path()}"
+    return None, "not set (cache, then download)"
+
+
 def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
-    value = explicit or os.environ.get(DATA_DIR_ENV)
+    value, source = data_dir_source(explicit)
     if not value:
         return None
     path = Path(value).expanduser()
     if not path.is_dir():
-        raise DataUnavailableError(f"data directory '{path}' does not exist")
+        raise DataUnavailableError(f"data directory '{path}' (from {source}) does not exist")
     return path
 
 

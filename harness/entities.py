@@ -280,18 +280,46 @@ def description_index(kind: str, directory: str | Path | None = None) -> tuple[E
 @dataclass
 class KindCoverage:
     """Which entities of one kind each input covers. ``inputs`` maps an input ('SMILES',
-    'expression', 'descriptions') to the covered names; ``uncovered`` lists entities no input covers."""
+    'expression', 'descriptions') to the covered names; ``featurizers``, when given, maps each
+    featurizer to the entities it can describe. ``uncovered`` lists the entities no featurizer
+    covers (without featurizers: that no input covers)."""
 
     kind: str
     names: list[str]
     inputs: dict[str, set[str]] = field(default_factory=dict)
+    featurizers: dict[str, set[str]] | None = None
 
     def missing(self, source: str) -> list[str]:
         return [n for n in self.names if n not in self.inputs.get(source, set())]
 
     @property
     def uncovered(self) -> list[str]:
-        return [n for n in self.names if not any(n in covered for covered in self.inputs.values())]
+        sources = self.inputs if self.featurizers is None else self.featurizers
+        return [n for n in self.names if not any(n in covered for covered in sources.values())]
+
+
+def _featurizer_covers(needs, kind: str, names: list[str], table, inputs: dict[str, set[str]], omics) -> set[str]:
+    """The entities of one kind a featurizer with these ``needs`` can describe. No needs: every
+    entity (it reads nothing of theirs, e.g. a one-hot encoding). ``smiles`` is a drug input,
+    ``omics:<matrix>`` a cell-line one, ``description`` both; another need is a column of the
+    entity table. A need of the other kind does not concern this kind; if none concerns it, the
+    featurizer covers none of its entities."""
+    if not needs:
+        return set(names)
+    relevant = []
+    for need in needs:
+        if need == "smiles":
+            if kind == "drugs":
+                relevant.append(inputs["SMILES"])
+        elif need.startswith("omics:"):
+            if kind == "cell lines":
+                matrix = omics.get(need[len("omics:"):])
+                relevant.append(set() if matrix is None else set(map(str, matrix.index)))
+        elif need == "description":
+            relevant.append(inputs["descriptions"])
+        elif need in table.columns:
+            relevant.append({str(n) for n, v in table[need].items() if v is not None and not (isinstance(v, float) and v != v)})
+    return set(names).intersection(*relevant) if relevant else set()
 
 
 def _aliases_of(table, name) -> list[str]:
@@ -312,12 +340,13 @@ def _described(table, index: EntityIndex) -> set[str]:
     return covered
 
 
-def coverage(data, descriptions: str | Path | None = None) -> tuple[list[KindCoverage], dict]:
+def coverage(data, descriptions: str | Path | None = None, featurizers=None) -> tuple[list[KindCoverage], dict]:
     """Per entity kind, which inputs cover which entities, plus notes (unreadable description lines).
 
     Drugs: SMILES that RDKit parses (``smiles`` column) and descriptions. Cell lines: every omics
     matrix of the dataset (by its name) and descriptions. Descriptions are the project's JSON Lines
-    files matched by name or alias, or the dataset's own ``description`` column.
+    files matched by name or alias, or the dataset's own ``description`` column. ``featurizers``
+    (classes, e.g. every registered one) adds which entities each can describe, from its ``needs``.
     """
     drug_index, bad_drugs = description_index("drugs", descriptions)
     cell_index, bad_cells = description_index("cell_lines", descriptions)
@@ -330,4 +359,8 @@ def coverage(data, descriptions: str | Path | None = None) -> tuple[list[KindCov
         cells.inputs[matrix] = set(values.index) & set(cells.names)
     cells.inputs.setdefault("expression", set())
     cells.inputs["descriptions"] = _described(data.cell_lines, cell_index)
+    if featurizers is not None:
+        for k, table in ((drugs, data.drugs), (cells, data.cell_lines)):
+            k.featurizers = {f.name: _featurizer_covers(tuple(f.needs), k.kind, k.names, table, k.inputs, data.omics)
+                             for f in featurizers}
     return [drugs, cells], {"unreadable_description_lines": bad_drugs + bad_cells}

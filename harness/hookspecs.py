@@ -6,6 +6,8 @@ module under the entry-point group ``synbench`` in their own ``pyproject.toml``:
 
     [project.entry-points.synbench]
     my_models = "my_package.synbench_plugin"
+
+``synbench new model|featurizer|dataset NAME`` writes such a package; ``docs/plugins.md`` is the guide.
 """
 
 import pluggy

@@ -15,25 +15,115 @@ import pandas as pd
 
 from .registry import get_registry
 
-METHOD_COLS = ["model", "featurizers", "profile"]
+METHOD_COLS = ["model", "featurizers", "profile", "protocol"]
+# records written before search protocols existed searched BAITSAO's Table 1 ranges at random
+LEGACY_PROTOCOL = "table1 (v0)"
+# a constant prediction has no correlation with the labels: scored 0, counted as a failed fold
+CORRELATION_METRICS = ("pcc", "spearman")
+# `synbench score` stores predictions made outside synbench under this profile; tables show the label
+EXTERNAL_PROFILE = "external"
+EXTERNAL_LABEL = "external predictions"
 
 
-def method_of(job: dict) -> tuple[str, str, str]:
-    """A method is a model with its featurizers and its budget; hyperparameters fixed with ``-p``
-    (an ablation such as ``combine=sum``) are part of the budget label so ablations stay apart."""
+def method_of(job: dict) -> tuple[str, str, str, str]:
+    """A method is a model with its featurizers, its budget and its search protocol; hyperparameters
+    fixed with ``-p`` (an ablation such as ``combine=sum``) are part of the budget label so ablations
+    stay apart."""
     params = job.get("params") or {}
-    profile = job["profile"] + ("".join(f" {k}={v}" for k, v in sorted(params.items())) if params else "")
-    return job["model"], "+".join(job["featurizers"]), profile
+    budget = EXTERNAL_LABEL if job["profile"] == EXTERNAL_PROFILE else job["profile"]
+    profile = budget + ("".join(f" {k}={v}" for k, v in sorted(params.items())) if params else "")
+    protocol = job.get("protocol") or LEGACY_PROTOCOL
+    if job["profile"] == EXTERNAL_PROFILE:
+        protocol = ""
+    return job["model"], "+".join(job["featurizers"]), profile, protocol
+
+
+@dataclass
+class Combined:
+    """The jobs of several stores read as one, each job once."""
+
+    records: list[dict]
+    metrics: pd.DataFrame  # tidy, as ``Store.metrics_frame``
+    store_of: dict  # job_id -> the store whose copy is used (the first listed that has it)
+    duplicates: int = 0  # copies found again in later stores, identical and not counted
+
+
+def combine(stores) -> Combined:
+    """Read several result stores as one. A job id names one configuration (dataset, target, model,
+    featurizers, profile, split, fold, seed, parameters), so a job in two stores (a copied store, a
+    local store beside results/) counts once; the same id with different predictions means the
+    stores disagree about one result, which is an error naming both."""
+    from .errors import StoreError
+
+    records, frames, store_of, duplicates = [], [], {}, 0
+    for store in stores:
+        frame = store.metrics_frame()
+        repeated = set()
+        for rec in store.records():
+            job_id = rec["job_id"]
+            first = store_of.get(job_id)
+            if first is None:
+                store_of[job_id] = store
+                records.append(rec)
+                continue
+            if not _same_job(first, store, job_id):
+                raise StoreError(f"job {job_id} is in both {first.root} and {store.root} with different predictions; "
+                                 "keep one copy, or list only one of these stores")
+            duplicates += 1
+            repeated.add(job_id)
+        frames.append(frame[~frame["job_id"].isin(repeated)])
+    metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return Combined(records, metrics, store_of, duplicates)
+
+
+def _same_job(a, b, job_id: str) -> bool:
+    """Whether two stores hold the same result for a job."""
+    return same_result(a.record(job_id)["metrics"], b.record(job_id)["metrics"],
+                       _predictions_or_none(a, job_id), _predictions_or_none(b, job_id))
+
+
+def same_result(ma: dict, mb: dict, pa: pd.DataFrame | None, pb: pd.DataFrame | None) -> bool:
+    """The same metrics and predictions, up to the last digits a different BLAS or machine changes
+    (a real conflict, another model or data, differs far more)."""
+    def close(x, y) -> bool:
+        return np.allclose(np.asarray(x, dtype=float), np.asarray(y, dtype=float), rtol=1e-6, atol=1e-9, equal_nan=True)
+
+    if sorted(ma) != sorted(mb) or not close([ma[k] for k in sorted(ma)], [mb[k] for k in sorted(ma)]):
+        return False
+    if pa is None or pb is None:
+        return pa is None and pb is None
+    if len(pa) != len(pb) or list(pa.columns) != list(pb.columns) or set(pa.index) != set(pb.index):
+        return False
+    pb = pb.loc[pa.index]
+    for col in pa.columns:
+        numeric = pd.api.types.is_numeric_dtype(pa[col]) and pd.api.types.is_numeric_dtype(pb[col])
+        if not (close(pa[col], pb[col]) if numeric else pa[col].astype(str).equals(pb[col].astype(str))):
+            return False
+    return True
+
+
+def _predictions_or_none(store, job_id: str) -> pd.DataFrame | None:
+    from .errors import StoreError
+
+    path = store.jobs_dir / job_id / "predictions.parquet"
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # a truncated or foreign file: name it instead of a pyarrow traceback
+        raise StoreError(f"cannot read {path}: {type(exc).__name__}") from None
 
 
 @dataclass
 class Leaderboard:
     summary: pd.DataFrame  # tidy: method x dataset x target x metric with mean, std, n_folds, expected, rank
     ranks: pd.DataFrame  # method x metric average rank
+    flags: pd.DataFrame | None = None  # method -> search trials and what is unequal (see method_flags)
 
     def wide(self) -> pd.DataFrame:
         s = self.summary.copy()
-        s["cell"] = [_fmt(m, sd, n, e, d) for m, sd, n, e, d in zip(s["mean"], s["std"], s["n_folds"], s["expected"], s["n_defined"])]
+        s["cell"] = [_fmt(m, sd, n, e, d, f) for m, sd, n, e, d, f in
+                     zip(s["mean"], s["std"], s["n_folds"], s["expected"], s["n_defined"], s["n_failed"])]
         # The split is part of a cell's identity: name it when it is not the dataset's default or
         # when one dataset/target was run under several schemes (else their cells would collide).
         n_splits = s.groupby(["dataset", "target"])["split"].transform("nunique")
@@ -44,6 +134,8 @@ class Leaderboard:
         rank_cols = self.ranks.pivot_table(index=METHOD_COLS, columns="metric", values="avg_rank")
         rank_cols.columns = [f"avg rank {c}" for c in rank_cols.columns]
         wide = wide.join(rank_cols, how="left")
+        if self.flags is not None and len(self.flags):
+            wide = wide.join(self.flags.set_index(METHOD_COLS)[["trials", "flags"]], how="left")
         rank_names = [c for c in wide.columns if c.startswith("avg rank")]
         if rank_names:
             # best first by the mean of the method's average ranks over the metrics it is ranked on:
@@ -57,11 +149,13 @@ class Leaderboard:
         self.summary.drop(columns=["metric_order"]).to_csv(path, index=False, float_format="%.6g")
 
     def to_markdown(self) -> str:
+        from .md_escape import md_text
+
         wide = self.wide()
         header = list(wide.columns)
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         for _, row in wide.iterrows():
-            lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+            lines.append("| " + " | ".join(md_text(_cell(v)) for v in row) + " |")  # names and options as text
         return "\n".join(lines) + "\n"
 
 
@@ -71,36 +165,107 @@ def _cell(v) -> str:
     return str(v)
 
 
-def _fmt(mean, std, n, expected, defined) -> str:
+def _fmt(mean, std, n, expected, defined, failed=0) -> str:
     if not np.isfinite(mean):
         return "n/a"
     text = f"{mean:.3f} ± {std:.3f}" if np.isfinite(std) else f"{mean:.3f}"
+    if failed:
+        text += f" ({int(failed)}/{n} folds constant, scored 0)"
     if defined < n:
         text += f" ({defined}/{n} folds defined)"
     return text if n == expected else f"{text} ({n}/{expected} folds)"
 
 
-def build(metrics: pd.DataFrame, metric_names=None, registry=None) -> Leaderboard:
-    """Summarise a tidy metrics frame (see ``Store.metrics_frame``)."""
+def method_flags(records: list[dict]) -> pd.DataFrame:
+    """Per method, the search trials it had and what makes its comparison unequal, from the job
+    records, so that a reader never has to discover it: the Table 1 ranges searched at random
+    (records from before protocols), a search on a subsample of rows, chosen values on the edge of
+    their range, a raw (unscaled) regression target, folds with a constant prediction, training
+    that stopped at its cap rather than by its own stopping rule."""
+    registry = get_registry()
+    by_method: dict[tuple, list[dict]] = {}
+    for r in records:
+        by_method.setdefault(method_of(r["job"]), []).append(r)
+    rows = []
+    for key, recs in by_method.items():
+        n = len(recs)
+        flags = []
+        summaries = [r.get("search_summary") or {} for r in recs]
+        trials = sorted({int(s["n_trials"]) if "n_trials" in s else len(r.get("search") or []) for s, r in zip(summaries, recs)})
+        if key[3] == LEGACY_PROTOCOL and any(r.get("search") for r in recs):
+            flags.append("random search")
+        subsampled = [s["rows"] for s, r in zip(summaries, recs)
+                      if s.get("rows") and s.get("n_trials") and s["rows"] < (r.get("n_rows") or {}).get("train", 0)]
+        if subsampled:
+            flags.append(f"search on {min(subsampled):,} rows")
+        profiles = {r["job"]["profile"] for r in recs}
+        bounded = [p for p in profiles if _fit_max_rows(key[0], p)]
+        if bounded:
+            flags.append(f"fit on {min(_fit_max_rows(key[0], p) for p in bounded):,} rows")
+        edges: dict[str, int] = {}
+        for s in summaries:
+            for name, side in (s.get("edge_params") or {}).items():
+                edges[f"{name} {side}"] = edges.get(f"{name} {side}", 0) + 1
+        flags += [f"edge: {e} ({c}/{n})" for e, c in sorted(edges.items())]
+        regression = [r for r in recs if r.get("task") == "regression"]
+        if regression and key[2] != EXTERNAL_LABEL and key[0] != "constant":
+            try:
+                itself = getattr(registry.model(key[0]), "scales_target_itself", False)
+            except Exception:  # a model no longer installed: judge by its records alone
+                itself = False
+            if all(r.get("target_scaling") is None for r in regression):
+                flags.append("target scaled by the model itself" if itself else "raw target")
+        constant = sum(bool(r.get("constant_prediction")) for r in recs)
+        if constant and key[0] != "constant":
+            flags.append(f"constant prediction ({constant}/{n})")
+        capped = sum((r.get("training") or {}).get("stopped") == "cap" for r in recs if isinstance(r.get("training"), dict))
+        if capped:
+            flags.append(f"stopped at its cap ({capped}/{n})")
+        rows.append(dict(zip(METHOD_COLS, key), trials="/".join(map(str, trials)), flags="; ".join(flags)))
+    return pd.DataFrame(rows, columns=METHOD_COLS + ["trials", "flags"])
+
+
+def _fit_max_rows(model: str, profile: str) -> int | None:
+    try:
+        return get_registry().model(model).profiles[profile].fit_max_rows
+    except Exception:  # a model or profile no longer installed
+        return None
+
+
+def build(metrics: pd.DataFrame, metric_names=None, registry=None, records: list[dict] | None = None) -> Leaderboard:
+    """Summarise a tidy metrics frame (see ``Store.metrics_frame``); with the job ``records``, the
+    board also shows each method's search trials and flags (see :func:`method_flags`)."""
     registry = registry or get_registry()
     known = {e.name: e.obj for e in registry.entries("metric")}
     if metric_names is None:
         metric_names = [m.name for m in known.values() if m.headline]
     frame = metrics[metrics["metric"].isin(metric_names)]
+    frame = frame.assign(**{c: d for c, d in (("protocol", ""), ("seed", 0)) if c not in frame.columns})
     if frame.empty:
-        return Leaderboard(pd.DataFrame(columns=METHOD_COLS + ["dataset", "target", "metric", "mean", "std", "n_folds", "expected", "metric_order"]),
+        return Leaderboard(pd.DataFrame(columns=METHOD_COLS + ["dataset", "target", "metric", "mean", "std", "n_folds",
+                                                               "n_failed", "expected", "metric_order"]),
                            pd.DataFrame(columns=METHOD_COLS + ["metric", "avg_rank"]))
     keys = METHOD_COLS + ["dataset", "target", "split", "metric"]
-    # Undefined fold values (PCC of a constant prediction) are left out of mean and std, and the cell
-    # says how many folds were defined; such a method still ranks last on that cell.
-    summary = frame.groupby(keys, dropna=False)["value"].agg(
-        mean=lambda v: float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan"),
-        std=lambda v: float(np.std(v[np.isfinite(v)], ddof=1)) if np.isfinite(v).sum() > 1 else float("nan"),
-        n_folds="size",
-        n_defined=lambda v: int(np.isfinite(v).sum()),
+    frame = frame.copy()
+    # A correlation left undefined by a constant prediction (records written before constant
+    # predictions were scored 0) is a failed fold: it counts as 0 in the mean, never dropped from it.
+    failed = frame["metric"].isin(CORRELATION_METRICS) & frame["value"].isna()
+    frame["failed"] = failed
+    frame.loc[failed, "value"] = 0.0
+    summary = frame.groupby(keys, dropna=False).agg(
+        mean=("value", lambda v: float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")),
+        std=("value", lambda v: float(np.std(v[np.isfinite(v)], ddof=1)) if np.isfinite(v).sum() > 1 else float("nan")),
+        n_folds=("value", "size"),
+        n_defined=("value", lambda v: int(np.isfinite(v).sum())),
+        n_failed=("failed", "sum"),
+        n_seeds=("seed", "nunique"),
     ).reset_index()
-    expected = frame.groupby(["dataset", "target", "split"])["fold"].nunique().rename("expected").reset_index()
-    summary = summary.merge(expected, on=["dataset", "target", "split"])
+    # with --seeds every (seed, fold) is one value; a method is complete when each of its seeds has
+    # every fold of the cell
+    folds = frame.groupby(["dataset", "target", "split"])["fold"].nunique().rename("cell_folds").reset_index()
+    summary = summary.merge(folds, on=["dataset", "target", "split"])
+    summary["expected"] = summary["cell_folds"] * summary["n_seeds"].clip(lower=1)
+    summary = summary.drop(columns="cell_folds")
     summary["metric_order"] = summary["metric"].map({n: i for i, n in enumerate(metric_names)})
 
     # Rank within each (dataset, target, metric) among complete methods; NaN (undefined) ranks last.
@@ -113,11 +278,13 @@ def build(metrics: pd.DataFrame, metric_names=None, registry=None) -> Leaderboar
         score = complete["mean"].where(complete["n_defined"] == complete["n_folds"], worst).fillna(worst)
         summary.loc[complete.index, "rank"] = score.rank(ascending=not higher, method="average")
     ranks = summary.groupby(METHOD_COLS + ["metric"], dropna=False)["rank"].mean().rename("avg_rank").reset_index()
-    return Leaderboard(summary, ranks)
+    return Leaderboard(summary, ranks, method_flags(records) if records is not None else None)
 
 
 def provenance_markdown(records: list[dict], invocations: list[dict]) -> str:
     """What reproduces a store's numbers: commands, versions, commits, seeds, profiles, data checksums."""
+    from .md_escape import md_code, md_text  # commands, names, options and paths render as text only
+
     def distinct(values):
         return sorted({json_dumps(v) for v in values})
 
@@ -125,7 +292,7 @@ def provenance_markdown(records: list[dict], invocations: list[dict]) -> str:
              "`synbench leaderboard <this directory>`.", "", "## Commands", ""]
     # a resumed run that found every job stored ran nothing: count it instead of listing it
     idle = [inv for inv in invocations if inv.get("pending") == 0]
-    lines += [f"- `{inv['command']}` ({inv.get('started_at', '')}, {inv.get('jobs', '?')} jobs"
+    lines += [f"- {md_code(inv.get('command', ''))} ({md_text(inv.get('started_at', ''))}, {md_text(inv.get('jobs', '?'))} jobs"
               + (f", {inv['pending']} not yet stored)" if "pending" in inv else ")")
               for inv in invocations if inv.get("pending") != 0] or ["- (none logged)"]
     if idle:
@@ -141,18 +308,35 @@ def provenance_markdown(records: list[dict], invocations: list[dict]) -> str:
         ("git commits", [r["provenance"]["git_commit"] for r in records]),
         ("devices", [r["resources"].get("device", "cpu") for r in records]),
     ):
-        lines.append(f"- {label}: {', '.join(distinct(values))}")
+        lines.append(f"- {label}: {', '.join(md_text(v) for v in distinct(values))}")
     lines += ["", "## Package versions", ""]
     for versions in distinct([r["provenance"]["versions"] for r in records]):
-        lines.append(f"- {versions}")
+        lines.append(f"- {md_text(versions)}")
+    lines += _plugin_package_lines(records)
     lines += ["", "## Data checksums (SHA-256)", ""]
     checksums = {}
     for r in records:
         checksums.update(r["provenance"]["data_checksums"])
-    lines += [f"- `{path}`: `{digest}`" for path, digest in sorted(checksums.items())]
+    lines += [f"- {md_code(path)}: {md_code(digest)}" for path, digest in sorted(checksums.items())]
     machines = distinct([r["provenance"]["machine"] for r in records])
-    lines += ["", "## Machines", ""] + [f"- {m}" for m in machines]
+    lines += ["", "## Machines", ""] + [f"- {md_text(m)}" for m in machines]
     return "\n".join(lines) + "\n"
+
+
+def _plugin_package_lines(records: list[dict]) -> list[str]:
+    """'- plugins from my-pkg 1.0: model knn, featurizer onehot', one line per package (or unpackaged
+    module, with its file and source hash) that produced a result."""
+    used: dict[str, set[str]] = {}
+    for r in records:
+        prov = r["provenance"]
+        plugins = prov.get("plugins") or [{"kind": "model", "name": r["job"]["model"], "package": prov.get("plugin_package"),
+                                           "version": prov.get("plugin_version"), "file": prov.get("plugin_file")}]
+        for p in plugins:
+            if not p.get("package"):
+                continue  # predictions made outside synbench
+            origin = f"{p['package']} {p['version']}" + (f" ({p.get('module', '')}, {p['file']})" if p.get("file") else "")
+            used.setdefault(origin, set()).add(f"{p['kind']} {p['name']}")
+    return [f"- plugins from {origin}: {', '.join(sorted(names))}" for origin, names in sorted(used.items())]
 
 
 def json_dumps(value) -> str:

@@ -26,19 +26,27 @@ class Metric:
     headline: bool = False  # one of the paper's two metrics for this task
 
 
+# A method that predicts one constant on a fold has failed on that fold: its correlation is
+# scored 0 (it carries no ranking information), so the fold counts in the mean instead of being
+# dropped from it (which biased the mean of a sometimes-failing method upward). The record and the
+# board flag such folds. Constant *labels* leave the correlation undefined (NaN).
 def _pcc(y, p):
     from scipy.stats import pearsonr
 
-    if np.ptp(p) == 0 or np.ptp(y) == 0:
-        return float("nan")  # undefined for a constant predictor; shown as n/a, never as 0
+    if np.ptp(y) == 0:
+        return float("nan")
+    if np.ptp(p) == 0:
+        return 0.0
     return float(pearsonr(y, p)[0])
 
 
 def _spearman(y, p):
     from scipy.stats import spearmanr
 
-    if np.ptp(p) == 0 or np.ptp(y) == 0:
+    if np.ptp(y) == 0:
         return float("nan")
+    if np.ptp(p) == 0:
+        return 0.0
     return float(spearmanr(y, p)[0])
 
 
@@ -125,20 +133,25 @@ def metrics_for(task: str, registry=None) -> list[Metric]:
     return [m for m in (e.obj for e in registry.entries("metric")) if m.task == task]
 
 
-def align(predictions: pd.DataFrame, labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Join predictions (indexed by row id, column ``y_pred``) to labels by row id."""
+def align(predictions: pd.DataFrame, labels: pd.Series, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Join predictions (indexed by row id, column ``y_pred``) to labels by row id. ``where``
+    names whose predictions these are (model and job, or a file) in the errors."""
+    prefix = f"{where}: " if where else ""
     missing = predictions.index.difference(labels.index)
     if len(missing):
-        raise DataError(f"{len(missing)} predictions have row ids that are not in the dataset (e.g. {missing[0]})")
+        raise DataError(f"{prefix}{len(missing)} predictions have row ids that are not in the dataset (e.g. {missing[0]})")
     y_true = labels.loc[predictions.index].to_numpy(dtype=float)
     y_pred = predictions["y_pred"].to_numpy(dtype=float)
-    if not np.isfinite(y_pred).all():
-        raise DataError(f"{int((~np.isfinite(y_pred)).sum())} predictions are NaN or infinite")
+    bad = ~np.isfinite(y_pred)
+    if bad.any():
+        raise DataError(f"{prefix}{int(bad.sum())} of {len(y_pred)} predictions are NaN or infinite "
+                        f"(e.g. row {predictions.index[bad][0]})")
     return y_true, y_pred
 
 
-def score_predictions(predictions: pd.DataFrame, labels: pd.Series, task: str, registry=None) -> dict[str, float]:
-    y_true, y_pred = align(predictions, labels)
+def score_predictions(predictions: pd.DataFrame, labels: pd.Series, task: str, registry=None,
+                      where: str = "") -> dict[str, float]:
+    y_true, y_pred = align(predictions, labels, where)
     if task == "classification" and len(np.unique(y_true)) < 2:
         raise SplitError(f"cannot score a classification fold whose labels have a single class ({int(y_true[0])})")
     return {m.name: m.fn(y_true, y_pred) for m in metrics_for(task, registry)}

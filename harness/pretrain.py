@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,6 +303,9 @@ def load_checkpoint(path) -> dict:
         raise ConfigError(f"checkpoint '{path}' does not exist (make one with `synbench pretrain`)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refused an object that would run code when loaded
+        raise DataError(f"checkpoint '{path}' holds objects other than tensors and plain values; refusing to load it "
+                        "(only checkpoints written by `synbench pretrain` are read)") from None
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise DataError(f"checkpoint '{path}' is not readable: {first}") from None

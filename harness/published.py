@@ -83,3 +83,33 @@ def compare(figures: list[PublishedFigure], summary: pd.DataFrame, method_label)
                 "split": r["split"], "paper_split": fig.split,
             })
     return pd.DataFrame(rows)
+
+
+STRENGTH_MARGIN = 0.02
+
+
+def baseline_strength(figures: list[PublishedFigure], summary: pd.DataFrame, margin: float = STRENGTH_MARGIN) -> pd.DataFrame:
+    """Each baseline beside its best published figure on the same dataset, target and metric:
+    for every search protocol of the model, our best complete method (over featurizers), the
+    difference, and whether ours falls more than ``margin`` short. A shortfall is a bug to explain
+    until a measurement says otherwise."""
+    best: dict[tuple, PublishedFigure] = {}
+    for fig in figures:
+        if not fig.model or fig.metric not in ("pcc", "roc_auc", "spearman", "auprc"):  # higher-is-better only
+            continue
+        key = (fig.model, fig.dataset, fig.target, fig.metric)
+        if key not in best or fig.value > best[key].value:
+            best[key] = fig
+    rows = []
+    for (model, dataset, target, metric), fig in sorted(best.items()):
+        ours = summary[(summary["model"] == model) & (summary["dataset"] == dataset) & (summary["target"] == target)
+                       & (summary["metric"] == metric) & (summary["n_folds"] == summary["expected"])]
+        protocol_col = ours["protocol"] if "protocol" in ours.columns else pd.Series("", index=ours.index)
+        for protocol, group in ours.groupby(protocol_col, sort=True):
+            top = group.sort_values("mean", ascending=False).iloc[0]
+            diff = float(top["mean"]) - fig.value
+            rows.append({"model": model, "dataset": dataset, "target": target, "metric": metric, "protocol": protocol,
+                         "featurizers": top["featurizers"], "ours": float(top["mean"]), "ours_std": float(top["std"]),
+                         "published": fig.value, "paper": fig.paper, "difference": diff, "short": diff < -margin})
+    return pd.DataFrame(rows, columns=["model", "dataset", "target", "metric", "protocol", "featurizers", "ours", "ours_std",
+                                       "published", "paper", "difference", "short"])

@@ -30,6 +30,8 @@ import pandas as pd
 from . import leaderboard as lb
 from . import published as pub
 from .errors import ConfigError, StoreError
+from .md_escape import Md, md_code, md_text
+from .redaction import redact
 from .registry import get_registry
 from .store import Store
 
@@ -61,18 +63,8 @@ class Runs:
 def load(roots, datasets=None) -> Runs:
     roots = [Path(r) for r in roots]
     stores = [Store(r, create=False) for r in roots]
-    records, frames, store_of, duplicates = [], [], {}, 0
-    for store in stores:
-        frame = store.metrics_frame()
-        for rec in store.records():
-            if rec["job_id"] in store_of:
-                duplicates += 1
-                frame = frame[frame["job_id"] != rec["job_id"]]
-                continue
-            store_of[rec["job_id"]] = store
-            records.append(rec)
-        frames.append(frame)
-    metrics = pd.concat(frames, ignore_index=True)
+    combined = lb.combine(stores)  # a job in several stores counts once; conflicting copies are an error
+    records, metrics, store_of, duplicates = combined.records, combined.metrics, combined.store_of, combined.duplicates
     if datasets:
         metrics = metrics[metrics["dataset"].isin(datasets)]
         records = [r for r in records if r["job"]["dataset"] in datasets]
@@ -107,7 +99,7 @@ class Report:
         out = []
         for p in self.parts:
             if isinstance(p, Figure):
-                out.append(f"![{p.alt}]({image_src(p)})\n\n*{p.caption}*\n")
+                out.append(f"![{md_text(p.alt)}]({image_src(p)})\n\n*{md_text(p.caption)}*\n")
             else:
                 out.append(p.rstrip("\n") + "\n")
         return "\n".join(out)
@@ -121,6 +113,7 @@ class Report:
         text = self.markdown(lambda f: "data:image/png;base64," + base64.b64encode(f.png).decode("ascii"))
         md = MarkdownIt("commonmark", {"html": False}).enable("table")
         tokens = md.parse(text)
+        _only_own_links(tokens)
         seen = set()
         for i, tok in enumerate(tokens):
             if tok.type == "heading_open":  # anchors for the contents list, as GitHub makes them
@@ -132,7 +125,28 @@ class Report:
                 tok.attrSet("id", slug)
         body = md.renderer.render(tokens, md.options, {})
         body = body.replace(" ± ", "\u00a0±\u00a0")  # keep "mean ± std" on one line in table cells
-        return HTML_PAGE.format(title=html.escape(self.title), css=CSS, body=body)
+        return HTML_PAGE.format(title=html.escape(redact(self.title)), css=CSS, body=body)
+
+
+def _only_own_links(tokens) -> None:
+    """Second line of defence behind the escaping: the page stays self-contained whatever text
+    reached the Markdown. Only images inlined as data: PNGs and links to this page's own anchors
+    survive; any other image becomes its alt text and any other link its text."""
+    for tok in tokens:
+        if tok.type != "inline" or not tok.children:
+            continue
+        kept, depth = [], 0
+        for child in tok.children:
+            if child.type == "image" and not str(child.attrGet("src") or "").startswith("data:image/png;base64,"):
+                child.type, child.tag, child.content, child.children = "text", "", child.content, None
+            elif child.type == "link_open" and not str(child.attrGet("href") or "").startswith("#"):
+                depth += 1
+                continue
+            elif child.type == "link_close" and depth:
+                depth -= 1
+                continue
+            kept.append(child)
+        tok.children = kept
 
 
 def _slug(text: str) -> str:
@@ -179,8 +193,11 @@ HTML_PAGE = """<!DOCTYPE html>
 
 # -- formatting helpers ----------------------------------------------------------------------------
 def md_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; cells are text (escaped) unless the harness built them as :class:`Md`."""
     def cell(v) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        if isinstance(v, Md):
+            return v.replace("|", "\\|").replace("\n", " ")
+        return md_text(v)
 
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
@@ -220,7 +237,7 @@ def _fig_name(*parts) -> str:
 
 
 def _method_key(row) -> tuple:
-    return (row["model"], row["featurizers"], row["profile"])
+    return tuple(row[c] for c in lb.METHOD_COLS)
 
 
 class Labels:
@@ -230,11 +247,14 @@ class Labels:
     def __init__(self, metrics: pd.DataFrame):
         keys = sorted(set(map(tuple, metrics[lb.METHOD_COLS].astype(str).to_numpy())))
         self.names = {}
-        for model, feats, profile in keys:
+        for model, feats, profile, protocol in keys:
             variants = [k for k in keys if k[0] == model]
             extra = [feats or "no featurizer"] if len({k[1] for k in variants}) > 1 else []
             extra += [profile] if len({k[2] for k in variants}) > 1 else []
-            self.names[(model, feats, profile)] = f"{model} ({'; '.join(extra)})" if extra else model
+            extra += [protocol] if len({k[3] for k in variants}) > 1 else []
+            if profile == lb.EXTERNAL_LABEL and profile not in extra:  # always marked, not only beside variants
+                extra.append(profile)
+            self.names[(model, feats, profile, protocol)] = f"{model} ({'; '.join(extra)})" if extra else model
         palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
         ordered = sorted(self.names, key=self.names.get)
         self.colour = {k: palette[i % len(palette)] for i, k in enumerate(ordered)}
@@ -386,21 +406,45 @@ def roc_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str, str]], fold_au
 
 
 # -- statistics ------------------------------------------------------------------------------------
+def corrected_resampled_t(d: np.ndarray, test_train_ratio: float) -> float:
+    """Two-sided p of the Nadeau & Bengio (2003) corrected resampled t-test on paired differences
+    from cross-validation: the variance is inflated by (1/n + n_test/n_train) because the training
+    sets of the folds overlap (a plain paired t-test on folds is too liberal)."""
+    from scipy.stats import t as student_t
+
+    n = len(d)
+    if n < 2:
+        return float("nan")
+    var = float(np.var(d, ddof=1))
+    if var == 0:
+        return 0.0 if np.mean(d) != 0 else 1.0
+    stat = float(np.mean(d)) / np.sqrt((1.0 / n + test_train_ratio) * var)
+    return float(2 * student_t.sf(abs(stat), df=n - 1))
+
+
 def paired_tests(metrics: pd.DataFrame, summary: pd.DataFrame, labels: Labels) -> pd.DataFrame:
-    """Best method of each (dataset, target, split, metric) cell against every other method,
-    paired by fold over the folds both have with a defined value: Wilcoxon signed-rank (two-sided)."""
+    """Best method of each (dataset, target, split, metric) cell against every other method, paired
+    by (seed, fold) over the folds both have with a defined value: the Nadeau-Bengio corrected
+    resampled t-test and the Wilcoxon signed-rank test (both two-sided). The constant baseline is
+    never "best": it is the floor every method is read against."""
     from scipy.stats import wilcoxon
 
     rows = []
     known = {e.name: e.obj for e in get_registry().entries("metric")}
+    metrics = metrics.assign(**({"seed": 0} if "seed" not in metrics.columns else {}))
+    # as on the leaderboard, a correlation left undefined by a constant prediction is a failed fold: 0
+    failed = metrics["metric"].isin(lb.CORRELATION_METRICS) & metrics["value"].isna()
+    metrics = metrics.assign(value=metrics["value"].where(~failed, 0.0))
     for (dataset, target, split, metric), cell in summary.groupby(["dataset", "target", "split", "metric"], sort=True):
-        ranked = cell[cell["rank"].notna()].sort_values(["rank"] + lb.METHOD_COLS, kind="stable")
+        ranked = cell[cell["rank"].notna() & (cell["model"] != "constant")].sort_values(["rank"] + lb.METHOD_COLS, kind="stable")
         if ranked.empty:
             continue
         best = _method_key(ranked.iloc[0])
         values = metrics[(metrics["dataset"] == dataset) & (metrics["target"] == target) & (metrics["split"] == split)
                          & (metrics["metric"] == metric)]
-        by_method = {k: g.set_index("fold")["value"] for k, g in values.groupby(lb.METHOD_COLS)}
+        n_folds = max(values["fold"].nunique(), 2)
+        ratio = 1.0 / (n_folds - 1)  # k-fold CV: each test fold is 1/(k-1) the size of its training set
+        by_method = {k: g.set_index(["seed", "fold"])["value"] for k, g in values.groupby(lb.METHOD_COLS)}
         higher = known[metric].higher_is_better
         for _, other_row in cell.sort_values(["rank"] + lb.METHOD_COLS, na_position="last", kind="stable").iterrows():
             other = _method_key(other_row)
@@ -409,16 +453,17 @@ def paired_tests(metrics: pd.DataFrame, summary: pd.DataFrame, labels: Labels) -
             a, b = by_method[best], by_method[other]
             shared = sorted(f for f in a.index.intersection(b.index) if np.isfinite(a[f]) and np.isfinite(b[f]))
             d = np.array([a[f] - b[f] for f in shared])
-            p = float("nan")
+            p = p_nb = float("nan")
             if len(d) >= 2 and np.any(d != 0):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # small-sample notes; the caveat is stated in the report
                     p = float(wilcoxon(d, alternative="two-sided").pvalue)
+                p_nb = corrected_resampled_t(d, ratio)
             rows.append({
                 "dataset": dataset, "target": target, "split": split, "metric": metric,
                 "best": labels.names[tuple(map(str, best))], "other": labels.names[tuple(map(str, other))],
                 "n": len(d), "mean_diff": float(d.mean()) if len(d) else float("nan"),
-                "best_better": int(np.sum(d > 0) if higher else np.sum(d < 0)), "p": p,
+                "best_better": int(np.sum(d > 0) if higher else np.sum(d < 0)), "p": p, "p_nb": p_nb,
                 "identical": bool(len(d) and not np.any(d != 0)),
             })
     return pd.DataFrame(rows)
@@ -429,7 +474,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     registry = get_registry()
     runs = load(roots, datasets)
     metrics = runs.metrics.copy()
-    board = lb.build(metrics, metric_names)
+    board = lb.build(metrics, metric_names, records=runs.records)
     if board.summary.empty:
         raise ConfigError("none of the chosen metrics is in the stored results")
     names = list(dict.fromkeys(board.summary.sort_values("metric_order")["metric"]))
@@ -442,21 +487,21 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     task_of = {(r["job"]["dataset"], r["job"]["target"]): r["task"] for r in runs.records}
 
     datasets_seen = sorted(metrics["dataset"].unique())
-    title = title or f"synbench report: {', '.join(datasets_seen)}"
+    title = redact(title or f"synbench report: {', '.join(datasets_seen)}")
     rep = Report(title)
-    rep.add(f"# {title}")
+    rep.add(f"# {md_text(title)}")
     finished = sorted(r["provenance"].get("finished_at", "") for r in runs.records if r["provenance"].get("finished_at"))
     intro = [
         f"Built only from stored results: {len(runs.records)} finished jobs (job records and their test-fold predictions) "
-        f"in {', '.join(f'`{r}`' for r in runs.roots)}. Nothing was retrained; every number and plot below is derived "
-        "from those files" + (f", and rebuilding with `{command}` gives the same report." if command else "."),
+        f"in {', '.join(md_code(r) for r in runs.roots)}. Nothing was retrained; every number and plot below is derived "
+        "from those files" + (f", and rebuilding with {md_code(command)} gives the same report." if command else "."),
     ]
     if finished:
         intro.append(f"Jobs finished between {finished[0]} and {finished[-1]} (as recorded).")
     if runs.duplicates:
-        intro.append(f"{runs.duplicates} jobs appear in more than one store; the copy in the first store listed is used.")
+        intro.append(f"{runs.duplicates} jobs appear in more than one store with the same predictions; each is counted once.")
     rep.add(" ".join(intro))
-    sections = ["Summary", "Leaderboard", "Fold-level results", "Predictions", "Paired tests", "Published figures",
+    sections = ["Summary", "Leaderboard", "Fold-level results", "Predictions", "Paired tests", "Baseline strength", "Published figures",
                 "Runtime and memory", "Selected hyperparameters", "Provenance"]
     rep.add("Contents: " + " · ".join(f"[{s}](#{_slug(s)})" for s in sections))
 
@@ -483,17 +528,22 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     rep.add("Datasets (descriptions from the installed plugins):", md_table(["dataset", "description", "reference"], ds_rows))
     m_rows = []
     for key in sorted(labels.names, key=labels.names.get):
-        model, feats, profile = key
+        model, feats, profile, protocol = key
         try:
             cls = registry.model(model)
             desc, ref = cls.description, cls.reference
         except Exception:
             desc, ref = "(plugin not installed)", ""
+        if profile == lb.EXTERNAL_LABEL:
+            desc, ref = Md("predictions made outside synbench, scored on the same folds by `synbench score`"), ""
         # options such as checkpoint paths are long unbroken tokens: as code they may wrap anywhere
-        m_rows.append([labels.names[key], " + ".join(f"`{f}`" for f in feats.split("+")) if feats else "(none)", f"`{profile}`",
-                       f"{desc}; {ref}" if ref else desc])
-    rep.add("Methods (a method is a model with its featurizers and profile):",
-            md_table(["method", "featurizers", "profile", "description and reference"], m_rows))
+        m_rows.append([labels.names[key], Md(" + ".join(md_code(f) for f in feats.split("+"))) if feats else "(none)",
+                       md_code(profile), md_text(protocol or "-"), Md(f"{md_text(desc)}; {md_text(ref)}") if ref else md_text(desc)])
+    rep.add("Methods (a method is a model with its featurizers, profile and search protocol: `strong` searches the ranges "
+            "a careful practitioner would use on a standardised target, `table1` BAITSAO's published ranges on the raw "
+            "target, `table1 (v0)` marks records written before protocols existed, searched at random with per-model trial "
+            "counts):",
+            md_table(["method", "featurizers", "profile", "protocol", "description and reference"], m_rows))
     rep.add("Metrics:", "\n".join(f"- `{n}`: {known[n].description} ({known[n].task}; {'higher' if known[n].higher_is_better else 'lower'} is better)"
                                   for n in names) + "\n")
 
@@ -501,21 +551,27 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     rep.add("## Leaderboard",
             "Mean ± sample standard deviation (ddof = 1) over the test folds. "
             "Average ranks per metric are taken over the dataset/target cells of the table; a method missing folds "
-            "of a cell shows how many it has and is not ranked there; an undefined value (PCC of a constant "
-            "prediction) is left out of the mean and ranks last. Methods are listed best first by the mean of "
+            "of a cell shows how many it has and is not ranked there; a fold on which a method predicted one constant "
+            "has failed and scores a correlation of 0, counted in the mean. With several seeds every (seed, fold) is one "
+            "value. The `trials` column gives each method's search trials and `flags` what makes its comparison "
+            "unequal (search on a subsample, a chosen value on the edge of its range, a raw target, constant "
+            "predictions, training stopped at its cap). Methods are listed best first by the mean of "
             "their average ranks over the metrics they are ranked on. Each method's featurizers and profile are in the "
             "Methods table above; `synbench leaderboard` prints the same numbers.")
     for dataset in datasets_seen:
-        wide = lb.build(runs.metrics[runs.metrics["dataset"] == dataset], metric_names).wide()
+        wide = lb.build(runs.metrics[runs.metrics["dataset"] == dataset], metric_names,
+                        records=[r for r in runs.records if r["job"]["dataset"] == dataset]).wide()
         cols = [c for c in wide.columns if c not in lb.METHOD_COLS]
         rows = [[labels(r)] + [lb._cell(r[c]) for c in cols] for _, r in wide.iterrows()]
-        rep.add(f"### {dataset}", md_table(["method"] + [c.removeprefix(f"{dataset}/") for c in cols], rows))
+        rep.add(f"### {md_text(dataset)}", md_table(["method"] + [c.removeprefix(f"{dataset}/") for c in cols], rows))
     if len(datasets_seen) > 1:
         ranks = board.ranks.copy()
         ranks["method"] = [labels(r) for _, r in ranks.iterrows()]
         wide = ranks.pivot_table(index="method", columns="metric", values="avg_rank")
         wide = wide[[m for m in names if m in wide.columns]]
-        wide = wide.sort_values(list(wide.columns)[0], na_position="last")
+        # best first by the mean of the average ranks over every metric (not by the first column alone)
+        wide = wide.assign(_overall=wide.mean(axis=1, skipna=True)).sort_values("_overall", na_position="last", kind="stable")
+        wide = wide.drop(columns="_overall")
         rep.add("### Average rank across all datasets",
                 md_table(["method"] + [f"avg rank {m}" for m in wide.columns],
                          [[i] + [_num(v, 2) for v in row] for i, row in zip(wide.index, wide.to_numpy())]))
@@ -537,7 +593,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         order = list(first.sort_values(["rank", "score", "method"], na_position="last", kind="stable")["method"])
         png = box_plot(cell[cell["metric"].isin(cell_names)], order, labels, [known[m] for m in cell_names],
                        f"{c['dataset']} / {c['target']} ({c['split']} split)")
-        rep.add(f"### {c['dataset']} / {c['target']}")
+        rep.add(f"### {md_text(c['dataset'])} / {md_text(c['target'])}")
         rep.add(Figure(_fig_name("box", c["dataset"], c["target"], c["split"]), png, f"box plots {c['dataset']} {c['target']}",
                        f"Per-fold {', '.join(cell_names)} on {c['dataset']} / {c['target']}."))
 
@@ -565,7 +621,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             frame = frame[np.isfinite(frame["y_true"]) & np.isfinite(frame["y_pred"])]
             pooled.append((labels.names[key], frame["y_true"].to_numpy(), frame["y_pred"].to_numpy(),
                            labels.colour[key], labels.linestyle[key]))
-        heading = f"### {c['dataset']} / {c['target']}"
+        heading = f"### {md_text(c['dataset'])} / {md_text(c['target'])}"
         if task == "regression":
             rep.add(heading, Figure(_fig_name("scatter", c["dataset"], c["target"], c["split"]),
                                     scatter_plot(pooled, c["target"], pcc_fn, f"{c['dataset']} / {c['target']}: predicted vs observed"),
@@ -597,11 +653,17 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     rep.add("## Paired tests")
     tests = paired_tests(metrics, summary, labels)
     ns = sorted(set(tests["n"])) if not tests.empty else []
-    rep.add("For each dataset/target and metric, the best-ranked method against each other method, paired by fold over "
-            "the folds where both have a defined value. Difference = best − other, averaged over those folds (for a "
-            "lower-is-better metric such as MSE a negative difference favours the best method); \"best better\" counts "
-            "the folds on which the best method is ahead; p is the two-sided Wilcoxon signed-rank test on the paired "
-            "differences (`scipy.stats.wilcoxon`, exact null distribution unless some differences are zero or tied).")
+    n_tests = len(tests)
+    rep.add("For each dataset/target and metric, the best-ranked method (never the constant baseline) against each other "
+            "method, paired by seed and fold over the folds where both have a defined value. Difference = best − other, "
+            "averaged over those folds (for a lower-is-better metric such as MSE a negative difference favours the best "
+            "method); \"best better\" counts the folds on which the best method is ahead. Cross-validation folds are not "
+            "independent (their training sets overlap), so a plain paired t-test on them is too liberal: p (NB) is the "
+            "Nadeau & Bengio (2003) corrected resampled t-test, whose variance is inflated by (1/n + n_test/n_train), "
+            "with n_test/n_train = 1/(k − 1) for k folds; p (Wilcoxon) is the two-sided signed-rank test "
+            "(`scipy.stats.wilcoxon`, exact null distribution unless some differences are zero or tied). "
+            f"This section makes {n_tests} comparisons and does not correct for multiplicity; at a 0.05 level about "
+            f"{0.05 * n_tests:.1f} of them would come out significant by chance alone.")
     if ns:
         minima = ", ".join(f"n = {n}: {2 / 2 ** n:.4g}" for n in ns if n >= 2)
         rep.add(f"> **Caveat.** With n paired folds the smallest two-sided p this test can give is 2/2^n ({minima}). "
@@ -612,17 +674,34 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         for _, r in tests.iterrows():
             if r["n"] == 0:
                 rows.append([f"{r['dataset']} / {r['target']}", r["metric"], r["best"], r["other"], 0, "", "",
-                             "no fold with a defined value for both"])
+                             "no fold with a defined value for both", ""])
                 continue
             rows.append([f"{r['dataset']} / {r['target']}", r["metric"], r["best"], r["other"], r["n"], _signed_g(r["mean_diff"]),
-                         f"{r['best_better']}/{r['n']}", "identical on every fold" if r["identical"] else _p(r["p"])])
-        rep.add(md_table(["dataset / target", "metric", "best", "other", "folds", "mean difference", "best better", "p (Wilcoxon)"], rows))
+                         f"{r['best_better']}/{r['n']}", "identical on every fold" if r["identical"] else _p(r["p_nb"]),
+                         "" if r["identical"] else _p(r["p"])])
+        rep.add(md_table(["dataset / target", "metric", "best", "other", "folds", "mean difference", "best better", "p (NB)",
+                          "p (Wilcoxon)"], rows))
     else:
         rep.add("Only one method per cell: nothing to compare.")
 
     # -- published figures
-    rep.add("## Published figures")
     figures = pub.load(published_path)
+    rep.add("## Baseline strength")
+    strength = pub.baseline_strength(figures, summary)
+    if strength.empty:
+        rep.add("No published figure names a synbench baseline on the datasets, targets and metrics of this report.")
+    else:
+        rep.add(f"A benchmark is only as good as its weakest baseline. Each baseline beside the best figure published for "
+                f"its method on the same data, per search protocol (our best complete method over its featurizers, mean "
+                f"± std over folds); **short** marks ours more than {pub.STRENGTH_MARGIN} below the published figure, a "
+                f"gap to explain, not to accept. The papers' inputs and searches differ from ours (see Published figures).")
+        rows = [[r["model"], f"{r['dataset']} / {r['target']}", r["metric"], md_text(r["protocol"] or "-"),
+                 f"{_num(r['ours'])} ± {_num(r['ours_std'])}", _published(r["published"]), r["paper"],
+                 _signed_g(r["difference"]), Md("**short**") if r["short"] else "ok"] for _, r in strength.iterrows()]
+        rep.add(md_table(["baseline", "dataset / target", "metric", "protocol", "ours", "published", "source", "difference", ""],
+                         rows))
+
+    rep.add("## Published figures")
     comparison = pub.compare(figures, summary, labels)
     if comparison.empty:
         known_sets = sorted({f.dataset for f in figures})
@@ -637,7 +716,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             figs = [figures[i] for i in shown]
             methods = list(dict.fromkeys(comparison[comparison["figure"] == shown[0]]["method"]))
             methods += [m for m in dict.fromkeys(comparison[comparison["figure"].isin(shown)]["method"]) if m not in methods]
-            rows = [["**published**"] + [f"**{_published(f.value)}**" for f in figs]]
+            rows = [[Md("**published**")] + [Md(f"**{_published(f.value)}**") for f in figs]]
             for method in methods:
                 row, same = [], False
                 for i in shown:
@@ -652,7 +731,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
                     row.append(ours if not np.isfinite(r["difference"]) else f"{ours} ({_signed(r['difference'])}{folds})")
                 rows.append([method + (" (same method)" if same else "")] + row)
             splits = {f.split for f in figs if f.split}
-            rep.add(f"### {paper}", md_table(["method"] + [f"{f.dataset}/{f.target} {f.metric}" for f in figs], rows))
+            rep.add(f"### {md_text(paper)}", md_table(["method"] + [f"{f.dataset}/{f.target} {f.metric}" for f in figs], rows))
             ours_splits = sorted(set(comparison[comparison["figure"].isin(shown)]["split"]))
             if splits and set(ours_splits) != splits:
                 rep.add(f"Our split: {', '.join(ours_splits)}; closest to the paper's evaluation: {', '.join(sorted(splits))}.")
@@ -670,19 +749,20 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     for r in runs.records:
         j = r["job"]
         t = r["timing"]
-        model, featurizers, profile = lb.method_of(j)
-        rt.append({"model": model, "featurizers": featurizers, "profile": profile, "dataset": j["dataset"],
+        model, featurizers, profile, protocol = lb.method_of(j)
+        rt.append({"model": model, "featurizers": featurizers, "profile": profile, "protocol": protocol, "dataset": j["dataset"],
                    "target": j["target"], "featurize": t.get("featurize_seconds", np.nan), "search": t.get("search_seconds", np.nan),
                    "fit": t.get("fit_seconds", np.nan), "predict": t.get("predict_seconds", np.nan),
                    "peak": r["resources"].get("peak_memory_mb", np.nan), "device": str(r["resources"].get("device", "cpu")),
                    "threads": str(r["resources"].get("threads", "?"))})
     rt = pd.DataFrame(rt)
-    rt["total"] = rt[["featurize", "search", "fit", "predict"]].fillna(0).sum(axis=1)
+    rt["total"] = rt[["featurize", "search", "fit", "predict"]].sum(axis=1, min_count=1)  # none measured (external): blank
     rows = []
     for key, g in rt.groupby(lb.METHOD_COLS + ["dataset", "target"], sort=True):
-        rows.append([labels.names[tuple(map(str, key[:3]))], f"`{key[2]}`", f"{key[3]} / {key[4]}", len(g), _secs(g["featurize"].mean()),
-                     _secs(g["search"].mean()), _secs(g["fit"].mean()), _secs(g["predict"].mean()), _secs(g["total"].sum()),
-                     f"{g['peak'].max():,.0f}", ", ".join(sorted(set(g["device"]))), ", ".join(sorted(set(g["threads"]), key=str))])
+        n = len(lb.METHOD_COLS)
+        rows.append([labels.names[tuple(map(str, key[:n]))], md_code(key[2]), f"{key[n]} / {key[n + 1]}", len(g), _secs(g["featurize"].mean()),
+                     _secs(g["search"].mean()), _secs(g["fit"].mean()), _secs(g["predict"].mean()), _secs(g["total"].sum(min_count=1)),
+                     f"{g['peak'].max():,.0f}" if np.isfinite(g["peak"].max()) else "", ", ".join(sorted(set(g["device"]))), ", ".join(sorted(set(g["threads"]), key=str))])
     rows.sort(key=lambda row: (row[2], row[0]))
     rep.add(md_table(["method", "profile", "dataset / target", "jobs", "featurize s", "search s", "fit s", "predict s",
                       "total s", "peak MB", "device", "threads"], rows))
@@ -691,7 +771,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         descr = []
         for m in map(json.loads, machines):
             descr.append(f"{m.get('cpus', '?')} CPUs, {m.get('processor', '')}, {m.get('platform', '')}, Python {m.get('python', '')}")
-        rep.add("Machines (as recorded): " + "; ".join(descr) + ".")
+        rep.add("Machines (as recorded): " + md_text("; ".join(descr)) + ".")
 
     # -- selected hyperparameters
     rep.add("## Selected hyperparameters",
@@ -701,6 +781,8 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             "`epochs` counts both phases and `refit_epochs` the second).")
     by_cell: dict[tuple, list] = {}
     for r in runs.records:
+        if r.get("external"):  # predicted elsewhere: no search or training to show
+            continue
         j = r["job"]
         by_cell.setdefault((f"{j['dataset']} / {j['target']}", labels.names[lb.method_of(j)]), []).append(r)
     rows = []
@@ -733,7 +815,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         if lines and lines[0].startswith("# Provenance"):
             lines = lines[1:]
         shifted = [("##" + line) if line.startswith("## ") else line for line in lines]
-        rep.add(f"### Store `{root}`", "\n".join(shifted) + "\n")
+        rep.add(f"### Store {md_code(root)}", "\n".join(shifted) + "\n")
     return rep
 
 

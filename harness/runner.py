@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import progress, provenance
-from .base import Profile
+from .base import DEFAULT_PROTOCOL, PROTOCOLS, SEARCH_TRIALS, Categorical, Integer, Profile, Real, is_distribution
 from .data import Batch, SynergyData
 from .errors import ConfigError, SynbenchError
 from .features import featurize, parse_spec
@@ -32,6 +32,13 @@ from .splits import EXTERNAL, check_splits, fold_ids, make_splits, n_folds_of, s
 from .store import Store
 
 SELECTION_METRIC = {"regression": ("mse", False), "classification": ("roc_auc", True)}
+LEGACY_PROTOCOL = "table1"
+# protocols under which the harness standardises every regression target with training statistics
+SCALED_PROTOCOLS = ("strong",)
+
+
+class TrialPruned(Exception):
+    """Raised through a model's ``report_progress_`` when the search gives up on a trial."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,16 @@ class Job:
     fold: int
     seed: int
     params: tuple[tuple[str, object], ...] = ()  # user overrides of model hyperparameters
+    protocol: str = DEFAULT_PROTOCOL  # search ranges and target scaling (``strong`` or ``table1``)
+    trials: int | None = None  # search trials, the same for every model of a run
 
     @property
     def job_id(self) -> str:
-        identity = json.dumps({k: v for k, v in asdict(self).items()}, sort_keys=True, default=str)
+        fields = asdict(self)
+        if fields["protocol"] == LEGACY_PROTOCOL and fields["trials"] is None:
+            # a record written before protocols existed keeps the id it was stored under
+            del fields["protocol"], fields["trials"]
+        identity = json.dumps(fields, sort_keys=True, default=str)
         digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
         return f"{self.dataset}.{self.target}.{self.model}.f{self.fold}.{digest}"
 
@@ -70,10 +83,13 @@ class Job:
         d = dict(d)
         d["featurizers"] = tuple(d["featurizers"])
         d["params"] = tuple(sorted(dict(d.get("params", {})).items()))
+        # records written before protocols existed used BAITSAO's Table 1 ranges and raw targets
+        d.setdefault("protocol", LEGACY_PROTOCOL)
         return cls(**d)
 
     def describe(self) -> str:
-        return f"{self.dataset}/{self.target} {self.model} fold {self.fold}"
+        seed = f" seed {self.seed}" if self.seed else ""
+        return f"{self.dataset}/{self.target} {self.model} [{self.protocol}] fold {self.fold}{seed}"
 
 
 @dataclass
@@ -81,6 +97,9 @@ class RunSettings:
     data_dir: str | None = None
     threads: int | None = None  # per job; None = all cores
     use_feature_cache: bool = True
+    # inline jobs compute in a forked child so that a signal stops them at once; False keeps them in
+    # this process (a library caller that inspects or patches the model in-process)
+    isolate: bool = True
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -120,12 +139,32 @@ def _featurizers_for(model_cls, override) -> tuple[str, ...]:
     return tuple(override) if override and model_cls.featurizers else tuple(model_cls.featurizers)
 
 
+def search_trials(profile: str, trials: int | None = None) -> int:
+    """Trials of search per job: ``--trials`` when given, else the profile's count; the same for
+    every model of the run, so no method is tuned harder than another."""
+    if trials is not None:
+        if trials < 0:
+            raise ConfigError(f"--trials must be 0 or more, got {trials}")
+        return int(trials)
+    return SEARCH_TRIALS.get(profile, SEARCH_TRIALS["cpu"])
+
+
 def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=None, n_folds=5, seed=0,
-         folds=None, params=None, data_dir=None) -> list[Job]:
+         folds=None, params=None, data_dir=None, protocols=(DEFAULT_PROTOCOL,), seeds=None, trials=None) -> list[Job]:
     """Expand the grid. ``targets=None`` means every target of each dataset; ``split=None`` means the
-    dataset's published folds when it has them, else ``random``."""
+    dataset's published folds when it has them, else ``random``. ``seeds`` repeats every job with
+    each seed (default: ``seed`` alone); ``protocols`` runs every job under each search protocol."""
     registry = get_registry()
     params = dict(params or {})
+    seeds = list(seeds) if seeds else [seed]
+    protocols = list(dict.fromkeys(protocols or (DEFAULT_PROTOCOL,)))
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol '{p}'{suggest(p, PROTOCOLS)} (protocols: {', '.join(PROTOCOLS)})")
+    for s in seeds:
+        if not isinstance(s, (int, np.integer)) or s < 0:
+            raise ConfigError(f"seeds must be integers of 0 or more, got {s!r}")
+    n_trials = search_trials(profile, trials)
     # ``-p NAME=VALUE`` applies to every model that has NAME (the auto-added constant has none); a name
     # that no chosen model has is a typo.
     model_params = {}
@@ -138,7 +177,7 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
         model_params[model_name] = tuple(sorted((k, v) for k, v in params.items() if k in valid_params))
         feats = _featurizers_for(model_cls, featurizers)
         for f in feats:
-            registry.featurizer(parse_spec(f)[0])
+            registry.featurizer_spec(f)  # unknown names and bad options fail before any job runs
     for key in params:
         if key not in known:
             owners = f"model '{models[0]}' has" if len(models) == 1 else "models " + ", ".join(map(repr, models)) + " have"
@@ -151,6 +190,10 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
         if scheme not in schemes_of(data):
             raise ConfigError(f"unknown split scheme '{scheme}' for dataset '{ds_name}'{suggest(scheme, schemes_of(data))}")
         n = n_folds_of(data, scheme, n_folds)
+        if n < 1:
+            raise ConfigError(f"--n-folds must be at least 1 (2 or more for cross-validation), got {n}")
+        if n > len(data.combinations):  # else minutes of planning empty folds before the split fails
+            raise ConfigError(f"--n-folds {n} is more than the {len(data.combinations):,} rows of dataset '{ds_name}'")
         data = load_job_data(ds_name, scheme, data_dir)
         ds_targets = targets or list(data.targets)
         for t in ds_targets:
@@ -166,8 +209,15 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
                 if task not in model_cls.tasks:
                     continue  # e.g. a classification-only method on a regression target
                 feats = _featurizers_for(model_cls, featurizers)
-                for f in chosen_folds:
-                    jobs.append(Job(ds_name, t, model_name, feats, profile, scheme, n, f, seed, model_params[model_name]))
+                for protocol in protocols[:1] if getattr(model_cls, "protocol_invariant", False) else protocols:
+                    # a model with nothing to tune runs no trials, whatever the run's budget
+                    tuned = {k for k, v in model_cls.space_for(protocol, task).items()
+                             if is_distribution(v) and k not in dict(model_params[model_name])}
+                    job_trials = n_trials if tuned and resolve_profile(model_cls, profile).search_trials > 0 else 0
+                    for s in seeds:
+                        for f in chosen_folds:
+                            jobs.append(Job(ds_name, t, model_name, feats, profile, scheme, n, f, int(s),
+                                            model_params[model_name], protocol, job_trials))
     return jobs
 
 
@@ -209,32 +259,159 @@ def n_threads() -> int:
     return int(os.environ.get("SYNBENCH_THREADS") or os.cpu_count() or 1)
 
 
-def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, search_space: dict) -> tuple[dict, list]:
-    """Random search on the inner validation split only (never the test fold)."""
-    if profile.search_trials <= 0 or not search_space:
-        return {}, []
-    from sklearn.model_selection import ParameterSampler
+def _bounded(ids: dict, max_rows: int, seed: int) -> dict:
+    """The fold's training rows (train and valid in proportion) cut to ``max_rows`` at random; the
+    same rows for every model of the fold, and the test rows untouched."""
+    total = len(ids["train"]) + len(ids["valid"])
+    if total <= max_rows:
+        return ids
+    rng = np.random.default_rng(seed)
+    out = dict(ids)
+    for role in ("train", "valid"):
+        keep = int(round(len(ids[role]) * max_rows / total))
+        out[role] = ids[role][np.sort(rng.choice(len(ids[role]), keep, replace=False))]
+    return out
 
+
+def _distributions(space: dict) -> dict:
+    """Optuna distributions for a model's search space, and how to turn a sampled value back into
+    the parameter (choices that are not plain values, e.g. layer tuples, are sampled by index)."""
+    import optuna.distributions as od
+
+    dists, decode = {}, {}
+    for name, spec in space.items():
+        if isinstance(spec, Real):
+            dists[name] = od.FloatDistribution(float(spec.low), float(spec.high), log=spec.log)
+        elif isinstance(spec, Integer):
+            dists[name] = od.IntDistribution(int(spec.low), int(spec.high), log=spec.log)
+        elif isinstance(spec, (Categorical, list, tuple)):
+            choices = tuple(spec.choices if isinstance(spec, Categorical) else spec)
+            if all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+                dists[name] = od.CategoricalDistribution(choices)
+            else:
+                dists[name] = od.CategoricalDistribution(tuple(range(len(choices))))
+                decode[name] = choices
+        else:
+            from .errors import PluginError
+
+            raise PluginError(f"search space entry '{name}' is {type(spec).__name__}; use Real, Integer or Categorical")
+    return dists, decode
+
+
+def edge_params(chosen: dict, space: dict, margin: float = 0.02) -> dict[str, str]:
+    """Chosen values on the edge of their range ('low' or 'high'): a sign the range was too narrow.
+    Integers are on the edge at a bound; reals within ``margin`` of the range (in log space for
+    log ranges)."""
+    edges = {}
+    for name, value in chosen.items():
+        spec = space.get(name)
+        if isinstance(spec, Integer):
+            if value <= spec.low:
+                edges[name] = "low"
+            elif value >= spec.high:
+                edges[name] = "high"
+        elif isinstance(spec, Real):
+            lo, hi, v = (np.log(spec.low), np.log(spec.high), np.log(value)) if spec.log else (spec.low, spec.high, value)
+            position = (v - lo) / (hi - lo) if hi > lo else 0.5
+            if position <= margin:
+                edges[name] = "low"
+            elif position >= 1 - margin:
+                edges[name] = "high"
+    return edges
+
+
+def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, search_space: dict,
+            n_trials: int | None = None) -> tuple[dict, list, dict]:
+    """Optuna TPE search on the inner validation split only (never the test fold).
+
+    Returns (chosen parameters, one entry per trial, a summary of the search). Models that report
+    validation values during ``fit`` have hopeless trials pruned (median rule), so the budget goes
+    to promising configurations."""
+    n_trials = profile.search_trials if n_trials is None else n_trials
+    if n_trials <= 0 or not search_space:
+        return {}, [], {"n_trials": 0, "sampler": None}
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
     metric_name, higher = SELECTION_METRIC[model.task]
-    registry = get_registry()
-    metric = registry.metric(metric_name)
+    metric = get_registry().metric(metric_name)
     search_train = train
     if profile.search_max_rows and len(train) > profile.search_max_rows:
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(len(train), profile.search_max_rows, replace=False))
         search_train = train.subset(train.rows.index[keep])
+    dists, decode = _distributions(search_space)
+    # a third of the trials explore at random before TPE models the good region
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, n_trials // 3), multivariate=True)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=5)
+    study = optuna.create_study(direction="maximize" if higher else "minimize", sampler=sampler, pruner=pruner)
     trials = []
-    for i, config in enumerate(ParameterSampler(search_space, n_iter=profile.search_trials, random_state=seed)):
-        progress.report(f"search trial {i + 1}/{profile.search_trials}")
+    for i in range(n_trials):
+        progress.report(f"search trial {i + 1}/{n_trials}")
+        trial = study.ask(dists)
+        config = {k: decode[k][v] if k in decode else v for k, v in trial.params.items()}
         candidate = model.clone(**config)
-        candidate.fit(search_train, valid if model.uses_validation else None)
-        score = metric.fn(valid.y, np.asarray(candidate.predict(valid), dtype=float))
-        trials.append({"params": config, metric_name: score})
-    finite = [t for t in trials if np.isfinite(t[metric_name])]
+
+        def report_progress(step, loss, trial=trial):
+            # models report a loss (lower is better); the study compares in its own direction
+            trial.report(-float(loss) if higher else float(loss), int(step))
+            if trial.should_prune():
+                raise TrialPruned(f"pruned at step {step}")
+
+        candidate.report_progress_ = report_progress
+        t0 = time.perf_counter()
+        try:
+            candidate.fit(search_train, valid if model.uses_validation else None)
+        except TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            trials.append({"params": config, metric_name: None, "state": "pruned",
+                           "seconds": round(time.perf_counter() - t0, 2)})
+            continue
+        score = metric.fn(valid.y, np.asarray(candidate.predict(valid), dtype=float).reshape(-1))
+        if np.isfinite(score):
+            study.tell(trial, score)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        trials.append({"params": config, metric_name: score, "state": "complete" if np.isfinite(score) else "failed",
+                       "seconds": round(time.perf_counter() - t0, 2)})
+    summary = {"sampler": "optuna TPE (multivariate)", "pruner": "median", "n_trials": n_trials,
+               "budget": "trials", "rows": len(search_train), "metric": metric_name,
+               "pruned": sum(t["state"] == "pruned" for t in trials)}
+    finite = [t for t in trials if t["state"] == "complete"]
     if not finite:
-        return {}, trials
+        return {}, trials, summary
     best = (max if higher else min)(finite, key=lambda t: t[metric_name])
-    return dict(best["params"]), trials
+    return dict(best["params"]), trials, summary
+
+
+def check_predictions(raw, n_rows: int, task: str, job: Job) -> np.ndarray:
+    """What a model's ``predict`` returned, as one finite float per row, refused on the same
+    grounds as :func:`synbench.testing.check_model` refuses it: not one value per row (an (n, 1)
+    column is accepted), NaN or infinite, or a classification score outside [0, 1]."""
+    from .errors import PluginError
+
+    who = f"model '{job.model}'"
+    try:
+        values = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError):
+        raise PluginError(f"{who} returned predictions that are not numbers ({type(raw).__name__}) on {job.describe()}") from None
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        wanted = "one class-1 probability per row" if task == "classification" else "one value per row"
+        raise PluginError(f"{who} returned predictions of shape {values.shape} for {n_rows} rows on {job.describe()}; "
+                          f"predict() must return {wanted}, shape ({n_rows},)")
+    if len(values) != n_rows:
+        raise PluginError(f"{who} returned {len(values)} predictions for {n_rows} rows on {job.describe()}")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise PluginError(f"{who} returned {int(bad.sum())} NaN or infinite predictions of {n_rows} on {job.describe()}")
+    if task == "classification" and ((values < 0) | (values > 1)).any():
+        raise PluginError(f"{who} returned classification scores from {values.min():g} to {values.max():g} on "
+                          f"{job.describe()}; predict() must return class-1 probabilities in [0, 1]")
+    return values
 
 
 @contextmanager
@@ -278,10 +455,14 @@ def load_shared(jobs: list[Job], store: Store, settings: RunSettings) -> SharedI
     return shared
 
 
-def execute(job: Job, store: Store, settings: RunSettings | None = None) -> dict | None:
+def execute(job: Job, store: Store, settings: RunSettings | None = None, isolate: bool = False) -> dict | None:
     """Run one job and store it. Returns the record, or None if the store already had it or another
     run is computing it right now (each job is claimed with a lock file, so concurrent runs on one
-    store share the work instead of repeating it)."""
+    store share the work instead of repeating it).
+
+    ``isolate``: compute in a forked child process (where the platform can fork), so that a signal
+    stops the job at once even inside a long C-level fit: this process ends the child and releases
+    the lock. The child writes nothing; this process stores what it sends back."""
     settings = settings or RunSettings()
     if store.has_job(job.job_id):
         return None
@@ -289,7 +470,11 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None) -> dict
         if not claimed or store.has_job(job.job_id):
             return None
         splits = store.load_splits(store.split_path(*job.split_key))
-        record, predictions = compute(job, settings, SharedInputs(splits={job.split_key: splits}))
+        shared = SharedInputs(splits={job.split_key: splits})
+        if isolate and _can_fork():
+            record, predictions = _compute_in_child(job, settings, shared)
+        else:
+            record, predictions = compute(job, settings, shared)
         store.write_job(job.job_id, record, predictions)
     return record
 
@@ -309,6 +494,8 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
     profile = resolve_profile(model_cls, job.profile)
     ids = fold_ids(shared.splits[job.split_key], job.fold)
     labels = data.labels(job.target)
+    if profile.fit_max_rows:
+        ids = _bounded(ids, profile.fit_max_rows, job.seed * 100 + job.fold)
 
     t0 = time.perf_counter()
     features = {name: shared.features.get(((job.dataset, job.split), name))
@@ -317,6 +504,15 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
 
     entity_rows = data.entity_rows()
     y = labels.to_numpy(dtype=float)
+    scaling = None
+    if target.task == "regression" and job.protocol in SCALED_PROTOCOLS:
+        # the harness standardises every regression target with the fold's training statistics
+        # (never the test rows) and inverts the predictions, so no model gets it while another does not
+        fit_labels = labels.loc[ids["train"].append(ids["valid"])].to_numpy(dtype=float)
+        mean, std = float(fit_labels.mean()), float(fit_labels.std())
+        std = std if std > 0 else 1.0
+        scaling = {"method": "standardise", "mean": mean, "std": std, "statistics_from": "training rows (train + valid)"}
+        y = (y - mean) / std
     # the dataset's other targets of the same rows, for multi-task models (training rows only)
     others = [t for t in data.targets.values() if t.name != job.target]
     aux = {t.name: t.values(data.combinations).to_numpy(dtype=float) for t in others} or None
@@ -326,35 +522,43 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
     test = full.subset(ids["test"])
     test.y, test.aux = None, None  # a model never sees test labels, of this target or any other
 
-    base_params = {**profile.params, **dict(job.params)}
+    space = model_cls.space_for(job.protocol, target.task) if job.protocol in PROTOCOLS else dict(model_cls.search_space)
+    protocol_fixed = {k: v for k, v in space.items() if not is_distribution(v)}
+    base_params = {**profile.params, **protocol_fixed, **dict(job.params)}
     try:
         model = model_cls(task=target.task, seed=job.seed, **base_params)
     except TypeError as exc:
         raise ConfigError(f"model '{job.model}' rejected its parameters: {exc}") from None
     with provenance.PeakMemory() as memory, _plugin_errors(job):
         t0 = time.perf_counter()
-        search_space = {k: v for k, v in model_cls.search_space.items() if k not in dict(job.params)}
-        chosen, trials = _select(model, profile, inner_train, inner_valid, job.seed * 100 + job.fold, search_space)
+        search_space = {k: v for k, v in space.items() if is_distribution(v) and k not in dict(job.params)}
+        n_trials = profile.search_trials if job.trials is None else job.trials
+        chosen, trials, search_summary = _select(model, profile, inner_train, inner_valid, job.seed * 100 + job.fold,
+                                                 search_space, n_trials)
         search_seconds = time.perf_counter() - t0
         final = model.clone(**chosen)
         t0 = time.perf_counter()
         progress.report("final fit")
-        if model_cls.uses_validation:
+        if final.uses_validation:  # an instance may decide (e.g. boosting with or without early stopping)
             final.fit(inner_train, inner_valid)
         else:  # without early stopping the validation rows are training rows again
             final.fit(full.subset(ids["train"].append(ids["valid"])))
         fit_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        y_pred = np.asarray(final.predict(test), dtype=float).reshape(-1)
+        y_pred = check_predictions(final.predict(test), len(test), target.task, job)
         extra = final.extra_outputs(test)
         predict_seconds = time.perf_counter() - t0
+    if scaling is not None:
+        y_pred = y_pred * scaling["std"] + scaling["mean"]
+        # per-row spreads (MC-dropout y_std) scale with the target; other outputs are left as they are
+        extra = {k: np.asarray(v) * scaling["std"] if k.startswith("y_std") else v for k, v in extra.items()}
     if len(y_pred) != len(test):
         from .errors import PluginError
 
         raise PluginError(f"model '{job.model}' returned {len(y_pred)} predictions for {len(test)} rows")
     predictions = pd.DataFrame({"y_pred": y_pred, **{k: np.asarray(v) for k, v in extra.items()}}, index=test.rows.index)
     predictions.index.name = "row_id"
-    metrics = score_predictions(predictions, labels, target.task, registry)
+    metrics = score_predictions(predictions, labels, target.task, registry, where=f"model '{job.model}' on {job.describe()}")
     predictions.insert(0, "y_true", labels.loc[predictions.index].to_numpy())
     record = {
         "job_id": job.job_id,
@@ -363,6 +567,11 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         "params": {**final.get_params()},
         "selected_params": chosen,
         "search": trials,
+        "search_summary": {**search_summary, "space": {k: str(v) for k, v in search_space.items()},
+                           "edge_params": edge_params(chosen, search_space)},
+        "protocol": job.protocol,
+        "target_scaling": scaling,
+        "constant_prediction": bool(len(y_pred) > 1 and np.ptp(y_pred) == 0),
         "metrics": metrics,
         "n_rows": {"train": len(ids["train"]), "valid": len(ids["valid"]), "test": len(ids["test"])},
         "timing": {"featurize_seconds": featurize_seconds, "search_seconds": search_seconds,
@@ -372,8 +581,7 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         "training": getattr(final, "training_log_", None),  # e.g. epochs run, best epoch, losses
         "feature_info": {name: fs.info for name, fs in features.items()},
         "provenance": {"versions": provenance.package_versions(), "git_commit": provenance.git_commit(),
-                       "plugin_package": registry.entry("model", job.model).package,
-                       "plugin_version": registry.entry("model", job.model).version,
+                       **registry.provenance_of(job.model, job.dataset, job.featurizers),  # packages, or file + hash
                        "data_checksums": data.checksums, "machine": provenance.machine(),
                        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
     }
@@ -390,13 +598,180 @@ def _jsonable(value):
     return str(value)
 
 
+# -- processes that stop when told ----------------------------------------------------------------
+STOP_GRACE_SECONDS = 3.0  # how long a worker may take to unwind after SIGTERM before it is killed
+PARENT_POLL_SECONDS = 0.5  # how often a worker looks for its parent
+
+
+def _can_fork() -> bool:
+    import multiprocessing as mp
+
+    return "fork" in mp.get_all_start_methods()
+
+
+def _watch_parent(on_orphaned) -> None:
+    """Call ``on_orphaned()`` from a daemon thread once the process that started this one is gone
+    (a parent killed with SIGKILL can tell nobody; without this its workers idle forever)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        on_orphaned()
+
+    threading.Thread(target=watch, name="synbench-parent-watch", daemon=True).start()
+
+
+class _ChildTraceback(Exception):
+    """The traceback of an unexpected error in a job's child process (a bug: shown in full)."""
+
+
+def _child_main(conn, job: Job, settings: RunSettings, shared: SharedInputs) -> None:
+    import signal
+    import traceback
+
+    # this process holds no lock and writes nothing: SIGTERM may end it at once; Ctrl-C reaches the
+    # whole terminal's process group, and the parent decides what it means
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(lambda: os._exit(1))
+    # the parent's listeners (a live display) belong to the parent: progress goes through the pipe
+    progress._listeners[:] = [lambda message: conn.send(("report", message))]
+    try:
+        messages = [("result", compute(job, settings, shared))]
+    except SynbenchError as exc:
+        messages = [("error", exc), ("error", SynbenchError(str(exc)))]
+    except BaseException as exc:  # sent whole when it pickles, so the parent raises the same class
+        text = f"{type(exc).__name__} in the process computing {job.describe()}:\n{traceback.format_exc()}"
+        messages = [("bug", (exc, text)), ("bug", (None, text))]
+    messages.append(("bug", (None, f"the process computing {job.describe()} could not send back its result")))
+    for message in messages:  # the first that pickles
+        try:
+            conn.send(message)
+            break
+        except OSError:  # the parent stopped listening: it is ending this process
+            break
+        except Exception:
+            continue
+    conn.close()
+
+
+def _compute_in_child(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict, pd.DataFrame]:
+    """``compute`` in a forked child: the loaded data and caches are shared copy-on-write, the
+    result comes back through a pipe, and leaving this function in any way (a signal's SystemExit,
+    Ctrl-C) ends the child within ``STOP_GRACE_SECONDS``."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    # not a daemon: a model may start processes of its own (joblib, DataLoader workers)
+    child = ctx.Process(target=_child_main, args=(send, job, settings, shared), name=f"synbench job {job.job_id}")
+    child.start()
+    send.close()
+    try:
+        while True:
+            try:
+                kind, payload = receive.recv()
+            except EOFError:  # the child died without a word: killed, or out of memory
+                child.join(STOP_GRACE_SECONDS)
+                from .errors import PluginError
+
+                how = f"signal {-child.exitcode}" if child.exitcode and child.exitcode < 0 else f"exit code {child.exitcode}"
+                raise PluginError(f"the process computing {job.describe()} died ({how}: killed or out of memory)") from None
+            if kind == "report":
+                progress.report(payload)
+            elif kind == "result":
+                return payload
+            elif kind == "error":
+                raise payload
+            else:
+                exc, text = payload
+                if exc is None:
+                    raise _ChildTraceback(text)
+                raise exc from _ChildTraceback(text)
+    finally:
+        receive.close()
+        _end_processes([child])
+
+
+def _end_processes(processes) -> None:
+    """SIGTERM, then SIGKILL what is still running after the grace period; reap them all."""
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for p in processes:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in processes:
+        if p.is_alive():
+            p.kill()
+            p.join(STOP_GRACE_SECONDS)
+
+
+def _remove_stale_locks(store: Store, jobs) -> None:
+    """Remove the lock files of these jobs that no living process holds (left by a worker that
+    was killed). A lock another run holds stays: taking it fails."""
+    from filelock import FileLock, Timeout
+
+    for job in jobs:
+        path = store._lock_path(job.job_id)
+        if not path.exists():
+            continue
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except (Timeout, OSError):
+            continue
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            lock.release()
+
+
 # -- executors ------------------------------------------------------------------------------------
+_worker_lock: dict = {}  # in a pool worker: the lock file of the job it computes
+
+
+def _init_worker() -> None:
+    """Pool worker set-up: SIGTERM unwinds the job (its lock file is removed); Ctrl-C is the
+    parent's to handle; a worker whose parent is gone stops."""
+    import signal
+
+    from .data import quiet_data_warnings
+
+    quiet_data_warnings()  # the main process has said them once already
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def orphaned():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(STOP_GRACE_SECONDS)  # still here: the job is inside C code that ignores signals
+        lock = _worker_lock.get("path")
+        if lock and os.path.exists(lock):
+            os.unlink(lock)
+        os._exit(128 + signal.SIGTERM)
+
+    _watch_parent(orphaned)
+
+
 def _execute_in_worker(job_dict: dict, store_root: str, settings: dict):
     job = Job.from_dict(job_dict)
+    store = Store(store_root)
+    _worker_lock["path"] = str(store._lock_path(job.job_id))
     try:
-        record = execute(job, Store(store_root), RunSettings(**settings))
+        record = execute(job, store, RunSettings(**settings))
     except SynbenchError as exc:
         return job_dict, None, str(exc)
+    except SystemExit as exc:  # SIGTERM: the job has unwound and released its lock; the worker ends
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+    finally:
+        _worker_lock.pop("path", None)
     return job_dict, record, None
 
 
@@ -431,15 +806,33 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
 EXECUTORS = ("inline", "process", "ray")
 
 
+class JobsFailed(SynbenchError):
+    """Jobs of a ``keep_going`` run failed; the rest of the grid ran. ``failures``: (job, reason)."""
+
+    def __init__(self, failures: list, summary: dict):
+        self.failures, self.summary = failures, summary
+        job, reason = failures[0]
+        first = reason if job.describe() in reason else f"{job.describe()}: {reason}"
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        super().__init__(f"{len(failures)} job(s) failed, {summary['done']} finished and were stored; first: {first}{more}")
+
+
 def run(jobs: list[Job], store: Store, settings: RunSettings | None = None, executor: str = "inline", n_jobs: int = 1,
-        progress=None, on_done=None, ray_address: str | None = None) -> dict:
+        progress=None, on_done=None, ray_address: str | None = None, keep_going: bool = False, on_failed=None) -> dict:
     """Run the jobs that the store does not have yet. Returns counts of done/skipped/failed.
 
-    Executors run the same serialisable jobs: ``inline`` (this process), ``process`` (a local
-    pool of ``n_jobs`` spawned workers; each loads data and reads the feature cache once) and
-    ``ray`` (tasks on a Ray cluster; datasets, features and splits are put in Ray's object store
-    once and shared by every task; records are written by this process, so workers need no access
-    to the store).
+    Executors run the same serialisable jobs: ``inline`` (one job at a time, each computed in a
+    forked child process so that a signal stops it at once), ``process`` (a local pool of
+    ``n_jobs`` spawned workers; each loads data and reads the feature cache once) and ``ray``
+    (tasks on a Ray cluster; datasets, features and splits are put in Ray's object store once and
+    shared by every task; records are written by this process, so workers need no access to the
+    store). A SIGTERM/SIGINT (raised here as SystemExit or KeyboardInterrupt) stops every
+    executor within seconds: queued jobs never start, jobs in flight are ended, and their lock
+    files are removed.
+
+    The first failing job stops the grid (jobs in flight finish and are stored), unless
+    ``keep_going``: then every job runs, ``on_failed(job, reason)`` hears of each failure, and
+    :class:`JobsFailed` lists them at the end.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor '{executor}'{suggest(executor, EXECUTORS)}")
@@ -453,6 +846,8 @@ def run(jobs: list[Job], store: Store, settings: RunSettings | None = None, exec
     def finished(job, record, error=None):
         if error:
             summary["failed"].append((job, error))
+            if on_failed:
+                on_failed(job, error)
         elif record is None:
             summary["busy"] += 1  # another run on the same store holds this job
         else:
@@ -461,42 +856,95 @@ def run(jobs: list[Job], store: Store, settings: RunSettings | None = None, exec
             on_done(job, record)
 
     if executor == "ray":
-        _run_ray(pending, store, settings, n_jobs, ray_address, finished)
+        _run_ray(pending, store, settings, n_jobs, ray_address, finished, keep_going)
     elif executor == "inline" or n_jobs <= 1:
+        _prepare_inline(pending, settings)
         for job in pending:
             if progress:
                 progress(job, "start", None)
-            finished(job, execute(job, store, settings))
+            try:
+                record = execute(job, store, settings, isolate=settings.isolate)
+            except SynbenchError as exc:
+                if not keep_going:
+                    raise
+                finished(job, None, str(exc))
+                continue
+            finished(job, record)
     else:
-        _run_processes(pending, store, settings, n_jobs, finished)
+        _run_processes(pending, store, settings, n_jobs, finished, keep_going)
     if summary["failed"]:
-        job, error = summary["failed"][0]
-        raise SynbenchError(f"{len(summary['failed'])} job(s) failed; first: {job.describe()}: {error}")
+        if keep_going:
+            raise JobsFailed(summary["failed"], summary)
+        raise SynbenchError(summary["failed"][0][1])
     return summary
 
 
-def _run_processes(pending, store, settings, n_jobs, finished) -> None:
+def _prepare_inline(pending: list[Job], settings: RunSettings) -> None:
+    """What every inline job's child would redo, done once here and inherited by each fork: the
+    BLAS/OpenMP thread count and the content hashes that key the feature cache."""
+    from .features import data_digest
+
+    if settings.threads:
+        os.environ["SYNBENCH_THREADS"] = str(settings.threads)
+    _set_threads(n_threads())
+    for key in dict.fromkeys((j.dataset, j.split) for j in pending if j.featurizers):
+        data_digest(load_job_data(*key, settings.data_dir))
+    # the libraries every child would import again (seconds per job on small data): imported once
+    # here, each fork inherits them
+    import importlib
+
+    for module in ("scipy.stats", "sklearn.linear_model", "sklearn.svm", "sklearn.ensemble", "sklearn.pipeline",
+                   "sklearn.preprocessing", "sklearn.metrics", "optuna", "xgboost"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+
+
+def _run_processes(pending, store, settings, n_jobs, finished, keep_going=False) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     threads = settings.threads or max(1, (os.cpu_count() or 1) // n_jobs)
     worker_settings = {**settings.__dict__, "threads": threads}
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_execute_in_worker, j.to_dict(), str(store.root), worker_settings) for j in pending]
-        try:
-            for fut in as_completed(futures):
-                job_dict, record, error = fut.result()
-                finished(Job.from_dict(job_dict), record, error)
-        except BrokenProcessPool:
-            for fut in futures:
-                fut.cancel()
-            done = sum(store.has_job(j.job_id) for j in pending)
-            raise SynbenchError(f"a worker process died (killed or out of memory); {done} of {len(pending)} jobs "
-                                "were stored and are kept; run the same command again to finish") from None
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    futures = []
+    try:
+        futures += [pool.submit(_execute_in_worker, j.to_dict(), str(store.root), worker_settings) for j in pending]
+        stopping = False
+        for fut in as_completed(futures):
+            if fut.cancelled():
+                continue
+            job_dict, record, error = fut.result()
+            finished(Job.from_dict(job_dict), record, error)
+            if error and not keep_going and not stopping:
+                stopping = True  # queued jobs never start; those in flight finish and are stored
+                for other in futures:
+                    other.cancel()
+    except BrokenProcessPool:
+        _stop_pool(pool, futures, store, pending)
+        done = sum(store.has_job(j.job_id) for j in pending)
+        raise SynbenchError(f"a worker process died (killed or out of memory); {done} of {len(pending)} jobs "
+                            "were stored and are kept; run the same command again to finish") from None
+    except BaseException:  # a signal (SystemExit), Ctrl-C: stop now, not after the queue has run
+        _stop_pool(pool, futures, store, pending)
+        raise
+    pool.shutdown(wait=True)
 
 
-def _run_ray(pending, store, settings, n_jobs, address, finished) -> None:
+def _stop_pool(pool, futures, store, pending) -> None:
+    """Cancel the queued jobs, end the workers within seconds, and remove the lock files of jobs
+    they were computing."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    for fut in futures:
+        fut.cancel()
+    pool.shutdown(wait=False, cancel_futures=True)
+    _end_processes(workers)
+    _remove_stale_locks(store, pending)
+
+
+def _run_ray(pending, store, settings, n_jobs, address, finished, keep_going=False) -> None:
     try:
         import ray
     except ImportError:
@@ -510,6 +958,7 @@ def _run_ray(pending, store, settings, n_jobs, address, finished) -> None:
             ray.init(address=address, log_to_driver=False, configure_logging=False, **kwargs)
         except Exception as exc:  # connection refused, bad address, ...
             raise ConfigError(f"cannot start or reach Ray at {address or 'a local cluster'}: {exc}") from None
+    waiting = []
     try:
         threads = settings.threads or max(1, (os.cpu_count() or 1) // max(n_jobs, 1))
         worker_settings = RunSettings(**{**settings.__dict__, "threads": threads})
@@ -526,11 +975,20 @@ def _run_ray(pending, store, settings, n_jobs, address, finished) -> None:
                 record, predictions, error = None, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if error:
                 finished(job, None, error)
+                if not keep_going:
+                    break  # the finally cancels the rest
                 continue
             with store.claim(job.job_id) as claimed:
                 wrote = claimed and store.write_job(job.job_id, record, predictions)
             finished(job, record if wrote else None)
     finally:
+        # a failure, a signal or Ctrl-C: tasks not collected are cancelled on the cluster (Ray itself
+        # ends the tasks of a driver that died)
+        for ref in waiting:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:
+                pass
         if started_here:
             ray.shutdown()
 

@@ -8,7 +8,8 @@ same one.
 
 Schemes:
 - ``published``: the dataset's own fold column (e.g. D1's leave-combination-out folds);
-- ``random``: rows shuffled into k folds;
+- ``random``: rows shuffled into k folds, replicates of a combination (same drug set and cell line,
+  either drug order) kept together so that none is tested beside its twin in training;
 - ``leave-combination-out``: a drug set (both orders, all cell lines) on one side only;
 - ``leave-drug-out``: fold f tests every row containing a drug of group f and trains on rows
   containing none of them;
@@ -38,6 +39,12 @@ def combination_keys(rows: pd.DataFrame, drug_cols: list[str]) -> pd.Series:
     values = rows[drug_cols].to_numpy(dtype=object)
     keys = ["|".join(sorted(str(d) for d in row if isinstance(d, str))) for row in values]
     return pd.Series(keys, index=rows.index)
+
+
+def replicate_keys(rows: pd.DataFrame, drug_cols: list[str]) -> pd.Series:
+    """One key per (drug set, cell line): replicate measurements of a combination, in either drug
+    order, share it, so that no split puts one replicate in training and another in the test fold."""
+    return combination_keys(rows, drug_cols) + "@" + rows[CELL].astype(str)
 
 
 def _group_folds(groups: pd.Series, n_folds: int, seed: int) -> np.ndarray:
@@ -81,7 +88,7 @@ def _grouping(rows: pd.DataFrame, drug_cols: list[str], scheme: str) -> pd.Serie
     if scheme == "leave-cell-out":
         return rows[CELL]
     if scheme == "random":
-        return pd.Series(rows.index, index=rows.index)
+        return replicate_keys(rows, drug_cols)
     return None  # leave-drug-out is handled by drug groups
 
 
@@ -197,7 +204,8 @@ def make_splits(data: SynergyData, scheme: str, n_folds: int = 5, seed: int = 0)
         test_fold = rows[data.fold_column].map(fold_index).to_numpy()
         n_folds = len(fold_values)
     elif scheme == "random":
-        test_fold = np.random.default_rng(seed).permutation(np.arange(len(rows)) % n_folds)
+        # rows are shuffled into folds with their replicates (same drug set and cell line, either order)
+        test_fold = _group_folds(replicate_keys(rows, dcols), n_folds, seed)
     elif scheme == "leave-drug-out":
         test_fold = None
         drug_fold = _drug_groups(rows, dcols, n_folds, seed)

@@ -253,10 +253,31 @@ def identity_digest(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+_CLEANED: set[str] = set()
+
+
 def _entry(identity: dict, text: str) -> Path:
     key = hashlib.sha256((identity_digest(identity) + "\n" + text).encode("utf-8")).hexdigest()
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(identity.get("encoder", "encoder")))
-    return cache_dir() / "embeddings" / slug / key[:2] / f"{key}.npy"
+    root = cache_dir() / "embeddings"
+    if str(root) not in _CLEANED:  # once per process: temporary files of writers that were killed or hit a full disk
+        from .store import remove_stale_parts
+
+        remove_stale_parts(root, recursive=True)
+        _CLEANED.add(str(root))
+    return root / slug / key[:2] / f"{key}.npy"
+
+
+def _read_vector(path: Path) -> np.ndarray | None:
+    """A cached vector: a plain .npy (no pickled objects) holding one finite float32 vector, else None."""
+    try:
+        vector = np.load(path, allow_pickle=False)
+    except Exception:
+        return None
+    if not isinstance(vector, np.ndarray) or vector.dtype != np.float32 or vector.ndim != 1 or not vector.size \
+            or not np.isfinite(vector).all():
+        return None
+    return vector
 
 
 def embed(texts: list[str], encoder: TextEncoder, use_cache: bool = True) -> tuple[np.ndarray, dict]:
@@ -270,11 +291,9 @@ def embed(texts: list[str], encoder: TextEncoder, use_cache: bool = True) -> tup
     if use_cache:
         for text in unique:
             path = _entry(identity, text)
-            if path.is_file():
-                try:
-                    found[text] = np.load(path, allow_pickle=False)
-                except Exception:
-                    pass  # a damaged entry is re-encoded, never trusted
+            vector = _read_vector(path) if path.is_file() else None
+            if vector is not None:  # a damaged entry is re-encoded, never trusted
+                found[text] = vector
     todo = [t for t in unique if t not in found]
     if todo:
         vectors = np.asarray(encoder.encode(todo), dtype=np.float32)
@@ -285,9 +304,13 @@ def embed(texts: list[str], encoder: TextEncoder, use_cache: bool = True) -> tup
             path = _entry(identity, text)
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-", suffix=".npy")
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, vector, allow_pickle=False)
-            os.replace(tmp, path)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    np.save(fh, vector, allow_pickle=False)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):  # a failed write (a full disk) leaves no temporary file
+                    os.unlink(tmp)
     dims = {found[t].shape for t in unique}
     if len(dims) > 1:
         raise EncoderError(f"text encoder '{encoder.name}': cached and new vectors differ in shape {sorted(dims)}; clear {cache_dir() / 'embeddings'}")

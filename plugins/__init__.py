@@ -21,6 +21,8 @@ BUILTIN_PLUGINS = [
     "synbench.plugins.models.marsy",
     "synbench.plugins.models.svm",
     "synbench.plugins.models.treecomb",
+    "synbench.plugins.models.random_forest",
+    "synbench.plugins.models.elastic_net",
     "synbench.plugins.models.tabnet",
     "synbench.plugins.models.bert",
 ]

@@ -14,6 +14,8 @@ os.environ.setdefault("SYNBENCH_THREADS", "1")
 def _isolated_cache(tmp_path_factory):
     """Feature and data caches go to a throwaway directory, never the user's home."""
     os.environ["SYNBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    # a data directory set with `synbench config` on this machine must not reach the tests
+    os.environ["SYNBENCH_CONFIG"] = str(tmp_path_factory.mktemp("config") / "config.toml")
     yield
 
 

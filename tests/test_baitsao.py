@@ -178,7 +178,7 @@ def test_runner_gives_other_targets_for_training_rows_only(tmp_path, monkeypatch
     monkeypatch.setattr(BaitsaoModel, "predict", spy)
     store = Store(tmp_path / "store")
     jobs = runner.plan(["mock"], ["baitsao"], targets=["synergistic"], profile="smoke", folds=[0])
-    runner.run(jobs, store)
+    runner.run(jobs, store, runner.RunSettings(isolate=False))  # in this process, where the spy is
     (record,) = store.records()
     assert record["training"]["tasks"] == {"synergistic": "classification", "score": "regression"}
     assert seen == [(True, None)]  # the test rows came without labels of either target

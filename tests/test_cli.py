@@ -45,7 +45,7 @@ def test_run_then_leaderboard(tmp_path):
     assert board.returncode == 0, board.stderr
     md = (out / "leaderboard.md").read_text()
     assert "lasso" in md and "constant" in md and "mock/score pcc" in md and "avg rank roc_auc" in md
-    assert (out / "leaderboard.csv").read_text().startswith("model,featurizers,profile,dataset,target")
+    assert (out / "leaderboard.csv").read_text().startswith("model,featurizers,profile,protocol,dataset,target")
     provenance = (out / "PROVENANCE.md").read_text()
     assert "synbench run -d mock" in provenance and "20 finished jobs" in provenance and "scikit-learn" in provenance
     everything = _cli("leaderboard", str(out), "--all-metrics", "--no-write")
@@ -64,7 +64,7 @@ def test_process_executor_gives_the_same_metrics(tmp_path):
     assert fa.to_dict() == pytest.approx(fb.to_dict())
 
 
-def test_leaderboard_ranks_and_undefined_folds():
+def test_leaderboard_counts_a_constant_fold_as_zero_not_as_missing():
     import numpy as np
     import pandas as pd
 
@@ -78,10 +78,11 @@ def test_leaderboard_ranks_and_undefined_folds():
                              "split": "published", "fold": fold, "metric": metric, "value": value})
     board = build(pd.DataFrame(rows), ["pcc", "mse"])
     ranks = board.ranks.set_index(["model", "metric"])["avg_rank"]
-    assert ranks[("good", "pcc")] == 1 and ranks[("bad", "pcc")] == 2 and ranks[("flat", "pcc")] == 3
+    # flat's undefined fold (a constant prediction in an old record) scores 0: mean 0.25, not 0.5
+    assert ranks[("good", "pcc")] == 1 and ranks[("flat", "pcc")] == 2 and ranks[("bad", "pcc")] == 3
     assert ranks[("good", "mse")] == 1 and ranks[("flat", "mse")] == 2 and ranks[("bad", "mse")] == 3
     wide = board.wide().set_index("model")
-    assert wide.loc["flat", "d/t pcc"] == "0.500 (1/2 folds defined)"
+    assert wide.loc["flat", "d/t pcc"] == f"0.250 ± {np.std([0.5, 0.0], ddof=1):.3f} (1/2 folds constant, scored 0)"
     assert wide.loc["good", "d/t pcc"] == f"0.750 ± {np.std([0.8, 0.7], ddof=1):.3f}"
 
 
@@ -126,8 +127,11 @@ def test_fixed_parameters_keep_ablations_apart(tmp_path):
     from synbench.leaderboard import method_of
 
     job = {"model": "baitsao", "featurizers": ["llm-description"], "profile": "cpu", "params": {"combine": "sum"}}
-    assert method_of(job) == ("baitsao", "llm-description", "cpu combine=sum")
+    assert method_of(job)[:3] == ("baitsao", "llm-description", "cpu combine=sum")
     assert method_of({**job, "params": {}})[2] == "cpu"
+    # the search protocol is part of a method: the same model under table1 and strong are two rows
+    assert method_of({**job, "protocol": "strong"})[3] == "strong"
+    assert method_of({**job, "protocol": "table1"}) != method_of({**job, "protocol": "strong"})
 
 
 def test_long_jobs_report_their_progress(tmp_path):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from synbench.errors import DataUnavailableError
 from synbench.registry import get_registry
 from synbench.testing import check_dataset, check_featurizer, check_model
 
@@ -20,9 +21,12 @@ def test_featurizer_conforms(name):
 
 @pytest.mark.parametrize("name", REGISTRY.names("dataset"))
 def test_dataset_conforms(name):
-    data = check_dataset(REGISTRY.dataset(name))
-    if name == "mock":
-        assert data is not None
+    try:
+        check_dataset(REGISTRY.dataset(name))
+    except DataUnavailableError as exc:  # only missing files skip, and visibly; any other error fails
+        if name == "mock":
+            raise
+        pytest.skip(f"dataset '{name}': {exc}")
 
 
 @pytest.mark.parametrize("name", REGISTRY.names("metric"))

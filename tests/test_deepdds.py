@@ -141,7 +141,7 @@ def test_a_triple_is_the_mean_of_its_pair_logits(batches):
 
 
 def test_fit_sees_only_train_and_valid_rows(tmp_path, monkeypatch):
-    from synbench.runner import plan, run
+    from synbench.runner import RunSettings, plan, run
     from synbench.splits import fold_ids
     from synbench.store import Store
 
@@ -161,7 +161,7 @@ def test_fit_sees_only_train_and_valid_rows(tmp_path, monkeypatch):
     store = Store(tmp_path / "store")
     jobs = plan(["mock"], ["deepdds"], targets=["synergistic"], profile="smoke", folds=[1])
     assert len(jobs) == 1 and jobs[0].featurizers == DeepDDSModel.featurizers
-    run(jobs, store)
+    run(jobs, store, RunSettings(isolate=False))  # in this process, where the spies are
     ids = fold_ids(store.load_splits(store.split_path(*jobs[0].split_key)), 1)
     assert seen["train"] == set(ids["train"]) and seen["valid"] == set(ids["valid"])
     assert seen["predict"] == set(ids["test"]) and seen["predict_y"] is None

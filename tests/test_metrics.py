@@ -43,10 +43,13 @@ def test_join_by_row_id_not_row_order():
     assert score_predictions(shuffled, y, "regression")["pcc"] == pytest.approx(1.0)
 
 
-def test_constant_prediction_has_undefined_pcc_not_zero():
+def test_constant_prediction_scores_zero_correlation_so_the_fold_counts():
     y = pd.Series(rng.normal(size=200), index=IDS)
     scores = score_predictions(pd.DataFrame({"y_pred": np.full(200, 0.1)}, index=IDS), y, "regression")
-    assert np.isnan(scores["pcc"]) and scores["mse"] > 0
+    assert scores["pcc"] == 0.0 and scores["spearman"] == 0.0 and scores["mse"] > 0
+    # constant labels leave the correlation undefined
+    flat = pd.Series(2.0, index=IDS)
+    assert np.isnan(score_predictions(pd.DataFrame({"y_pred": rng.normal(size=200)}, index=IDS), flat, "regression")["pcc"])
 
 
 def test_unknown_row_ids_nan_and_single_class_are_errors():

@@ -118,23 +118,27 @@ def test_paired_tests_use_only_folds_both_methods_have():
     from scipy.stats import wilcoxon
 
     a = [0.80, 0.82, 0.79, 0.85, 0.81]
-    b = [0.70, np.nan, 0.75, 0.80]  # fold 1 undefined, fold 4 missing
-    rows = [dict(model=m, featurizers="x", profile="smoke", dataset="d", target="t", split="random", fold=f, metric="pcc",
-                 value=v, job_id=f"{m}{f}") for m, vals in (("a", a), ("b", b)) for f, v in enumerate(vals)]
+    b = [0.70, np.nan, 0.75, 0.80]  # fold 1 a constant prediction (undefined in an old record), fold 4 missing
+    rows = [dict(model=m, featurizers="x", profile="smoke", protocol="strong", dataset="d", target="t", split="random",
+                 fold=f, seed=0, metric="pcc", value=v, job_id=f"{m}{f}")
+            for m, vals in (("a", a), ("b", b)) for f, v in enumerate(vals)]
     metrics = pd.DataFrame(rows)
     summary = lb.build(metrics, ["pcc"]).summary
     summary["method"] = [tuple(map(str, k)) for k in summary[lb.METHOD_COLS].to_numpy()]
     tests = rp.paired_tests(metrics, summary, rp.Labels(metrics))
     assert len(tests) == 1
     t = tests.iloc[0]
-    assert (t["best"], t["other"], t["n"], t["best_better"]) == ("a", "b", 3, 3)
-    assert t["mean_diff"] == pytest.approx(np.mean([0.80 - 0.70, 0.79 - 0.75, 0.85 - 0.80]))
-    assert t["p"] == pytest.approx(wilcoxon([0.10, 0.04, 0.05]).pvalue) and t["p"] == pytest.approx(0.25)
+    # the failed fold counts as a correlation of 0 (as on the leaderboard); the missing fold is left out
+    d = [0.80 - 0.70, 0.82 - 0.0, 0.79 - 0.75, 0.85 - 0.80]
+    assert (t["best"], t["other"], t["n"], t["best_better"]) == ("a", "b", 4, 4)
+    assert t["mean_diff"] == pytest.approx(np.mean(d))
+    assert t["p"] == pytest.approx(wilcoxon(d).pvalue)
+    assert t["p_nb"] == pytest.approx(rp.corrected_resampled_t(np.array(d), 1 / 4))
 
 
 def test_curves_on_one_axis_stay_distinguishable_past_ten_methods():
     # D3 has 13 methods on one ROC axis: no two may share both colour and line style
-    rows = [dict(model=f"m{i:02d}", featurizers="x", profile="cpu") for i in range(25)]
+    rows = [dict(model=f"m{i:02d}", featurizers="x", profile="cpu", protocol="strong") for i in range(25)]
     labels = rp.Labels(pd.DataFrame(rows))
     styles = [(labels.colour[k], labels.linestyle[k]) for k in labels.names]
     assert len(set(styles)) == len(styles) == 25

@@ -9,7 +9,7 @@ the feature set's ``info``.
 import numpy as np
 import pandas as pd
 
-from synbench.base import Featurizer
+from synbench.base import Featurizer, Integer
 from synbench.data import FeatureSet
 from synbench.errors import DataError
 from synbench.hookspecs import hookimpl
@@ -22,6 +22,7 @@ class ChemFeaturizer(Featurizer):
     kind = "tabular"
     needs = ("smiles",)
     version = "1"
+    options = {"radius": Integer(0, 8), "n_bits": Integer(8, 1 << 16), "descriptors": bool}
 
     def __init__(self, radius: int = 2, n_bits: int = 1024, descriptors: bool = True):
         super().__init__(radius=radius, n_bits=n_bits, descriptors=descriptors)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from synbench.base import Featurizer
+from synbench.base import Categorical, Featurizer
 from synbench.data import FeatureSet, SynergyData
 from synbench.entities import EntityIndex, normalise_name
 from synbench.errors import ConfigError, DataError
@@ -270,6 +270,7 @@ class DescriptionFeaturizer(Featurizer):
     kind = "text"
     needs = ("description",)
     version = VersionWithDescriptions("1")
+    options = {"source": Categorical(SOURCES)}
 
     def __init__(self, source: str = "project"):
         if source not in SOURCES:

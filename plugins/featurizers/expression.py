@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from synbench.base import Featurizer
+from synbench.base import Categorical, Featurizer, Integer
 from synbench.data import FeatureSet
 from synbench.errors import ConfigError, DataError
 from synbench.hookspecs import hookimpl
@@ -20,6 +20,7 @@ class ExpressionFeaturizer(Featurizer):
     kind = "tabular"
     needs = ("omics:expression",)
     version = "1"
+    options = {"matrix": str, "normalise": Categorical(NORMALISATIONS), "n_genes": Integer(1, 1_000_000)}
 
     def __init__(self, matrix: str = "expression", normalise: str = "zscore", n_genes: int | None = None):
         if normalise not in NORMALISATIONS:

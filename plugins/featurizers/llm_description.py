@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synbench.base import Featurizer
+from synbench.base import Categorical, Featurizer, Integer
 from synbench.data import FeatureSet
 from synbench.errors import ConfigError
 from synbench.hookspecs import hookimpl
@@ -47,6 +47,9 @@ class LLMDescriptionFeaturizer(Featurizer):
     kind = "tabular"
     needs = ("description",)
     version = _VersionWithEndpoint("1")
+    # encoders are registered at run time (synbench.text_encoders), so __init__ checks that name
+    options = {"encoder": str, "source": Categorical(SOURCES), "model": str, "base_url": str,
+               "dimensions": Integer(1, 100_000), "api_key_env": str}
 
     def __init__(self, encoder: str = "minilm", source: str = "project", model: str | None = None,
                  base_url: str | None = None, dimensions: int | None = None, api_key_env: str | None = None):

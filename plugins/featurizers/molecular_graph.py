@@ -27,7 +27,7 @@ them. ``fragments="largest"`` keeps only the largest fragment instead (by heavy-
 import numpy as np
 import pandas as pd
 
-from synbench.base import Featurizer
+from synbench.base import Categorical, Featurizer
 from synbench.data import FeatureSet
 from synbench.errors import ConfigError, DataError
 from synbench.hookspecs import hookimpl
@@ -86,6 +86,7 @@ class MolecularGraphFeaturizer(Featurizer):
     kind = "graph"
     needs = ("smiles",)
     version = "1"
+    options = {"fragments": Categorical(FRAGMENT_RULES), "normalise": bool}
 
     def __init__(self, fragments: str = "all", normalise: bool = True):
         if fragments not in FRAGMENT_RULES:

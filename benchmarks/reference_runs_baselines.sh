@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The classical baselines under both search protocols (issue: fair, strong baselines), resumable:
+# stored jobs are skipped, so re-running after an interruption continues where it stopped. Every
+# model gets the same 12 Optuna trials on 5,000 inner-training rows (`cpu` profile) and the final
+# fit on every training row. Ordered so that the headline (D1, strong) lands first.
+#
+#   SYNBENCH_DATA_DIR=../shared/data nohup benchmarks/reference_runs_baselines.sh > baselines.log 2>&1 &
+#
+# Two streams on a two-core machine share the work through the job locks:
+#   SYNBENCH_THREADS=1 nohup benchmarks/reference_runs_baselines.sh > a.log 2>&1 &
+#   SYNBENCH_THREADS=1 nohup benchmarks/reference_runs_baselines.sh > b.log 2>&1 &
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BASELINES=lasso,elastic-net,svm,treecomb,random-forest
+DRY_RUN=${SYNBENCH_DRY_RUN:+--dry-run}
+run() { echo "== synbench run $*"; synbench run "$@" --profile cpu $DRY_RUN || echo "!! failed: $*"; }
+
+# D1 (O'Neil, DeepSynergy's published folds): strong first, then BAITSAO's Table 1 ranges
+run -d d1-oneil -m $BASELINES --protocol strong --out results/d1-oneil-cpu
+run -d d1-oneil -m $BASELINES --protocol table1 --out results/d1-oneil-cpu
+# D3 (DeepDDS labels) on random folds that keep replicates together: a new store, since the old
+# one's folds let 2.4 % of test rows sit beside a replicate in training
+run -d d3-deepdds -m $BASELINES --protocol strong,table1 --out results/d3-deepdds
+# O'Neil ZIP on D1's folds
+run -d oneil-drugcomb -t zip -m $BASELINES --protocol strong,table1 --out results/oneil-zip-cpu
+# the pair design against BAITSAO's mean pooling, and seeds 1-2 on D1
+run -d d1-oneil -m $BASELINES --protocol strong -p combine=mean --out results/d1-oneil-cpu
+run -d d1-oneil -m $BASELINES --protocol strong --seeds 1,2 --out results/d1-oneil-cpu
+# BAITSAO's own inputs (LLM-description embeddings) for the strong baselines
+run -d d1-oneil -m $BASELINES -f llm-description --protocol strong --out results/d1-oneil-cpu
+
+[ -n "$DRY_RUN" ] || benchmarks/rebuild_results.sh

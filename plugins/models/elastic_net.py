@@ -1,0 +1,42 @@
+"""Elastic net: L1 + L2 penalised linear / logistic regression (a baseline of the DeepSynergy paper)."""
+
+from synbench.base import Real
+from synbench.hookspecs import hookimpl
+from synbench.reference import CHEM_EXPR
+from synbench.tabular import TabularModel
+
+
+class ElasticNetModel(TabularModel):
+    name = "elastic-net"
+    description = "elastic-net regression / elastic-net logistic regression on standardised tabular features"
+    reference = "Zou & Hastie 2005; DeepSynergy (Preuer et al. 2018) baseline"
+    featurizers = CHEM_EXPR
+    # Not in BAITSAO's Table 1: both protocols search the same ranges (alpha in units of the
+    # standardised target's sd; classification uses C = 1 / alpha)
+    search_spaces = {
+        "strong:regression": {"alpha": Real(1e-4, 1.0, log=True), "l1_ratio": Real(0.05, 1.0)},
+        "strong:classification": {"alpha": Real(1e-1, 1e3, log=True), "l1_ratio": Real(0.05, 1.0)},
+        "table1:regression": {"alpha": Real(1e-4, 1.0, log=True), "l1_ratio": Real(0.05, 1.0)},
+        "table1:classification": {"alpha": Real(1e-1, 1e3, log=True), "l1_ratio": Real(0.05, 1.0)},
+    }
+
+    def __init__(self, task="regression", seed=0, alpha=0.01, l1_ratio=0.5, combine="concat", max_iter=2000):
+        self.task, self.seed, self.alpha, self.l1_ratio = task, seed, alpha, l1_ratio
+        self.combine, self.max_iter = combine, max_iter
+
+    def make_estimator(self):
+        from sklearn.linear_model import ElasticNet, LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if self.task == "regression":
+            est = ElasticNet(alpha=self.alpha, l1_ratio=self.l1_ratio, max_iter=self.max_iter, random_state=self.seed)
+        else:
+            est = LogisticRegression(l1_ratio=self.l1_ratio, C=1.0 / self.alpha, solver="saga", max_iter=self.max_iter,
+                                     tol=1e-3, random_state=self.seed)
+        return make_pipeline(StandardScaler(), est)
+
+
+@hookimpl
+def synbench_register_models():
+    return [ElasticNetModel]

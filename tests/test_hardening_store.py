@@ -1,0 +1,374 @@
+"""Caches that cannot run code, secrets that are never written, reports that render text as text,
+and stores that heal: set damaged jobs aside, recompute them, and never overwrite a user's files
+(issue 21, items 4 to 10)."""
+
+import errno
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from synbench import features as feat
+from synbench import runner
+from synbench.cli import app
+from synbench.registry import get_registry
+from synbench.store import Store
+from synbench.testing import mock_data
+
+SECRET = "s3cr3tKEY42"
+
+
+def _invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _all_text(root: Path) -> str:
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """A small finished store (the constant baseline on two folds of the mock data)."""
+    root = tmp_path_factory.mktemp("hardening") / "store"
+    store = Store(root)
+    summary = runner.run(runner.plan(["mock"], ["constant"], profile="smoke", folds=[0, 1]), store)
+    assert summary["done"] == 4
+    return root
+
+
+@pytest.fixture
+def store_dir(pristine, tmp_path):
+    copy = tmp_path / "store"
+    shutil.copytree(pristine, copy)
+    return copy
+
+
+def _plan():
+    return runner.plan(["mock"], ["constant"], profile="smoke", folds=[0, 1])
+
+
+# -- 4: caches and checkpoints hold nothing that runs code --------------------------------------------
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_feature_cache_never_unpickles_a_planted_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    data = mock_data()
+    key = feat.feature_key(get_registry().featurizer("expression"), {}, data)
+    marker = tmp_path / "code-ran"
+    planted = tmp_path / "cache" / "features" / f"expression-{key}.pkl"  # where format 1 looked
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(pickle.dumps(_RunsCode(marker)))
+    fs = feat.featurize(data, "expression")
+    assert not marker.exists(), "a file in the feature cache ran code"
+    assert fs.cell_lines.shape[0] == len(data.cell_lines)
+    # the entry now cached is plain data: JSON metadata naming its key, and Parquet
+    entry = planted.parent / f"expression-{key}"
+    meta = json.loads((entry / "meta.json").read_text())
+    assert meta["key"] == key and sorted(p.name for p in entry.iterdir()) == ["cell_lines.parquet", "meta.json"]
+    again = feat.featurize(data, "expression")
+    pd.testing.assert_frame_equal(again.cell_lines, fs.cell_lines)
+    assert again.info == fs.info
+
+
+def test_feature_cache_entry_is_used_only_for_its_own_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    data = mock_data()
+    small = feat.featurize(data, "expression:n_genes=5")
+    root = tmp_path / "cache" / "features"
+    (entry,) = list(root.iterdir())
+    # an entry copied (or crafted) under another key's name is not trusted
+    other = root / f"expression-{feat.feature_key(get_registry().featurizer('expression'), {'n_genes': 7}, data)}"
+    shutil.copytree(entry, other)
+    seven = feat.featurize(data, "expression:n_genes=7")
+    assert small.cell_lines.shape[1] == 5 and seven.cell_lines.shape[1] == 7
+
+
+def test_graph_features_round_trip_through_the_cache(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch_geometric")
+    pytest.importorskip("rdkit")
+    monkeypatch.setenv("SYNBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    data = mock_data()
+    first = feat.featurize(data, "molecular-graph")
+    cached = feat.featurize(data, "molecular-graph")
+    assert list(cached.drugs.index) == list(first.drugs.index) and cached.info == first.info
+    for a, b in zip(first.drugs, cached.drugs):
+        assert a is not b and torch.equal(a.x, b.x) and torch.equal(a.edge_index, b.edge_index) and a.num_nodes == b.num_nodes
+
+
+def test_a_damaged_embedding_cache_entry_is_re_encoded(tmp_path, monkeypatch):
+    from synbench import text_encoders as te
+
+    monkeypatch.setenv("SYNBENCH_CACHE_DIR", str(tmp_path / "cache"))
+
+    class Fixed(te.TextEncoder):
+        name = "fixed-test"
+
+        def identity(self):
+            return {"encoder": self.name}
+
+        def encode(self, texts):
+            return np.ones((len(texts), 3), dtype=np.float32)
+
+    enc = Fixed()
+    path = te._entry(enc.identity(), "aspirin")
+    path.parent.mkdir(parents=True)
+    np.save(path, np.zeros((2, 2)))  # not a vector of this encoder: a foreign or crafted file
+    matrix, counts = te.embed(["aspirin", "cisplatin"], enc)
+    assert matrix.shape == (2, 3) and (matrix == 1).all() and counts == {"encoded": 2, "cached": 0}
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(tmp_path):
+    torch = pytest.importorskip("torch")
+    from synbench.errors import DataError
+    from synbench.pretrain import load_checkpoint
+
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "x": _RunsCode(marker)}, path)
+    with pytest.raises(DataError, match="holds objects other than tensors and plain values; refusing to load it") as err:
+        load_checkpoint(path)
+    assert "\n" not in str(err.value) and not marker.exists()
+
+
+# -- 5: secrets are redacted before anything is written or printed ----------------------------------
+def test_secrets_in_options_and_urls_are_redacted():
+    from synbench.redaction import redact
+
+    assert redact(f"-f llm-description:encoder=openai,base_url=http://user:{SECRET}@host/v1") == \
+        "-f llm-description:encoder=openai,base_url=http://***@host/v1"
+    assert redact(f"-p api_key={SECRET} -p token='{SECRET}' --x https://h/?access_token={SECRET}&a=1") == \
+        "-p api_key=*** -p token='***' --x https://h/?access_token=***&a=1"
+    assert redact({"params": {"api_key": SECRET, "max_tokens": 5, "api_key_env": "MY_KEY"}}) == \
+        {"params": {"api_key": "***", "max_tokens": 5, "api_key_env": "MY_KEY"}}
+
+
+@pytest.mark.parametrize("option", [f"llm-description:encoder=openai,base_url=http://me:{SECRET}@127.0.0.1:9/v1",
+                                    f"llm-description:api_key={SECRET}"])
+def test_a_secret_option_is_neither_echoed_nor_logged(tmp_path, option):
+    out = tmp_path / "s"
+    # a real process: the command logged in invocations.jsonl is its argv
+    res = subprocess.run([sys.executable, "-m", "synbench.cli", "run", "-d", "mock", "-m", "lasso", "--no-constant", "-t", "score",
+                          "--profile", "smoke", "--folds", "0", "-f", option, "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    assert SECRET not in res.stdout + res.stderr and res.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert not out.exists() or SECRET not in _all_text(out)
+
+
+def test_secrets_already_in_a_store_never_reach_leaderboard_provenance_or_report(store_dir):
+    store = Store(store_dir, create=False)
+    job_id = store.job_ids()[0]
+    path = store.jobs_dir / job_id / "record.json"
+    record = json.loads(path.read_text())
+    record["job"]["featurizers"] = [f"chem:base_url=http://user:{SECRET}@host/v1"]
+    record["params"]["api_key"] = SECRET
+    path.write_text(json.dumps(record))
+    with open(store_dir / "invocations.jsonl", "a") as fh:
+        fh.write(json.dumps({"command": f"synbench run -p token={SECRET}", "jobs": 1, "pending": 1}) + "\n")
+    assert SECRET not in json.dumps(store.records()) + json.dumps(store.invocations())
+    board = _invoke("leaderboard", store_dir)
+    assert board.exit_code == 0, board.output
+    rep = _invoke("report", store_dir, "--out", store_dir / "r" / "report.html")
+    assert rep.exit_code == 0, rep.output
+    assert SECRET not in board.output + rep.output
+    for name in ("leaderboard.md", "leaderboard.csv", "PROVENANCE.md", "r/report.md", "r/report.html"):
+        assert SECRET not in (store_dir / name).read_text(), name
+    # and a record written from now on never holds it
+    preds = store.predictions(job_id)
+    record["job_id"] = "fresh"
+    store.write_job("fresh", record, preds)
+    assert SECRET not in (store.jobs_dir / "fresh" / "record.json").read_text()
+
+
+# -- 6: user-controlled text in the report is text ----------------------------------------------------
+def test_a_crafted_command_and_title_cannot_inject_links_or_images(store_dir):
+    evil = "synbench run -d mock --out `x` ![p](http://evil.example/p.png) [here](http://evil.example/) <img src=x>"
+    with open(store_dir / "invocations.jsonl", "a") as fh:
+        fh.write(json.dumps({"command": evil, "jobs": 4, "pending": 4}) + "\n")
+    out = store_dir / "r" / "report.html"
+    res = _invoke("report", store_dir, "--out", out, "--title", "T ![t](http://evil.example/t.png) <script>x</script>")
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    assert "evil.example/p.png\"" not in page and 'href="http' not in page and "<img src=\"http" not in page
+    assert "<script>" not in page and "<img src=x>" not in page
+    assert "<code>synbench run -d mock --out `x` ![p](http://evil.example/p.png)" in page  # shown, as text
+    md = out.with_suffix(".md").read_text()
+    assert "``synbench run -d mock --out `x` ![p](http://evil.example/p.png)" in md
+    assert "# T !\\[t\\](http://evil.example/t.png) \\<script\\>x\\</script\\>" in md
+    provenance = _invoke("leaderboard", store_dir)
+    assert provenance.exit_code == 0
+    assert "``synbench run -d mock --out `x`" in (store_dir / "PROVENANCE.md").read_text()
+
+
+# -- 7: a torn last line of invocations.jsonl --------------------------------------------------------
+def test_a_torn_invocation_line_is_reported_and_the_next_entry_stays_whole(store_dir):
+    log = store_dir / "invocations.jsonl"
+    with open(log, "a") as fh:
+        fh.write('{"command": "synbench run -d mock", "jobs"')  # SIGKILL or a full disk mid-append
+    res = _invoke("leaderboard", store_dir)  # PROVENANCE.md lists the logged commands
+    assert res.exit_code == 0, res.output
+    assert f"warning: {log}: its last line is incomplete or not a JSON object (an interrupted write?); skipped" in res.output
+    store = Store(store_dir, create=False)
+    before = len(store.invocations())
+    store.log_invocation({"command": "synbench run again", "jobs": 0, "pending": 0})
+    entries = store.invocations()
+    assert len(entries) == before + 1 and entries[-1]["command"] == "synbench run again"
+
+
+# -- 8: damaged jobs and split tables are set aside and recomputed ----------------------------------
+@pytest.mark.parametrize("damage", ["truncated record", "empty record", "truncated predictions", "missing predictions"])
+def test_a_damaged_job_is_set_aside_and_recomputed(store_dir, damage, capsys):
+    store = Store(store_dir, create=False)
+    job_id = store.job_ids()[0]
+    folder = store.jobs_dir / job_id
+    original_metrics = store.record(job_id)["metrics"]
+    target = folder / ("record.json" if "record" in damage else "predictions.parquet")
+    if damage.startswith("truncated"):
+        target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2])
+    elif damage.startswith("empty"):
+        target.write_bytes(b"")
+    else:
+        target.unlink()
+    damaged = _snapshot(folder)
+    # leaderboard works on the valid jobs and says what it set aside
+    res = _invoke("leaderboard", store_dir, "--no-write")
+    assert res.exit_code == 0, res.output
+    assert f"warning: job {job_id}:" in res.output and "moved to" in res.output and "recomputed" in res.output
+    (aside,) = list((store_dir / "jobs" / ".quarantine").iterdir())
+    assert aside.name.startswith(job_id) and _snapshot(aside) == damaged  # kept as it was, not deleted
+    # the next run recomputes exactly that job
+    store = Store(store_dir, create=False)
+    summary = runner.run(_plan(), store)
+    assert summary["done"] == 1 and summary["skipped"] == 3
+    assert store.record(job_id)["metrics"] == pytest.approx(original_metrics, nan_ok=True)
+
+
+def test_a_dry_run_reports_a_damaged_job_as_pending_and_moves_nothing(store_dir):
+    store = Store(store_dir, create=False)
+    job_id = store.job_ids()[0]
+    (store.jobs_dir / job_id / "record.json").write_text('{"job_id": "')
+    before = _snapshot(store_dir)
+    res = _invoke("run", "-d", "mock", "-m", "constant", "--profile", "smoke", "--folds", "0,1", "--dry-run", "--out", store_dir)
+    assert res.exit_code == 0, res.output
+    assert f"warning: job {job_id}: record.json is truncated or not JSON; counted as not done" in res.output
+    assert "3 done, 0 locked" in res.output and "1 pending" in res.output
+    assert _snapshot(store_dir) == before
+
+
+def test_a_truncated_split_table_is_set_aside_and_recomputed(store_dir):
+    (table,) = list((store_dir / "splits").glob("*.parquet"))
+    good = table.read_bytes()
+    table.write_bytes(good[:100])
+    store = Store(store_dir, create=False)
+    job_id = store.job_ids()[0]
+    shutil.rmtree(store.jobs_dir / job_id)  # a job left to run, which needs the split table
+    summary = runner.run(_plan(), store)
+    assert summary["done"] == 1
+    pd.testing.assert_frame_equal(pd.read_parquet(table), pd.read_parquet(pd.io.common.BytesIO(good)))
+    (aside,) = list((store_dir / "splits" / ".quarantine").iterdir())
+    assert aside.read_bytes() == good[:100]
+
+
+# -- 9: only a marked directory is a store; a user's files are never overwritten --------------------
+@pytest.mark.parametrize("content", ["jobs", "README.md", ".hidden"])
+def test_run_refuses_a_directory_that_is_not_a_store(tmp_path, content):
+    out = tmp_path / "mine"
+    (out / "jobs").mkdir(parents=True) if content == "jobs" else (out.mkdir(), (out / content).write_text("mine"))
+    before = _snapshot(out)
+    res = _invoke("run", "-d", "mock", "-m", "constant", "--profile", "smoke", "--folds", "0", "--out", out)
+    assert res.exit_code == 2
+    assert res.output.strip() == f"error: {out} exists, is not empty and is not a synbench store (no store.json); " \
+                                 "choose another --out"
+    assert _snapshot(out) == before and sorted(p.name for p in out.iterdir()) == [content]
+
+
+def test_leaderboard_never_overwrites_a_file_it_did_not_write(store_dir, tmp_path):
+    mine = store_dir / "leaderboard.md"
+    mine.write_text("# my own notes\n")
+    before = _snapshot(store_dir)
+    res = _invoke("leaderboard", store_dir)
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == (f"error: {mine} was not written by synbench; not overwriting it "
+                                                   "(move it, or write elsewhere with --markdown/--csv, or use --no-write)")
+    assert _snapshot(store_dir) == before  # nothing written, not even the CSV
+    # a path the user names is theirs to write; its own files are rebuilt on the next call
+    named = tmp_path / "board.md"
+    named.write_text("old board\n")
+    res = _invoke("leaderboard", store_dir, "--markdown", named)
+    assert res.exit_code == 0, res.output
+    assert "| constant |" in named.read_text() and mine.read_text() == "# my own notes\n"
+    mine.unlink()
+    assert _invoke("leaderboard", store_dir).exit_code == 0
+    assert _invoke("leaderboard", store_dir).exit_code == 0  # its own files are overwritten
+    assert "| constant |" in mine.read_text()
+
+
+# -- 10: temporary files of failed writes are removed ----------------------------------------------
+def test_a_failed_split_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s")
+    table = pd.DataFrame({"fold": [0], "row_id": ["a"], "role": ["test"]})
+
+    def disk_full(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"PAR1 partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", disk_full)
+    with pytest.raises(OSError):
+        store.save_splits(store.split_path("mock", "random", 5, 0), table)
+    assert list(store.splits_dir.iterdir()) == []
+
+
+def test_a_failed_feature_cache_write_leaves_no_temporary_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SYNBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    data = mock_data()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    monkeypatch.setattr(os, "rename", disk_full)
+    fs = feat.featurize(data, "expression")  # features are still returned; the cache is only skipped
+    assert fs.cell_lines.shape[0] == len(data.cell_lines)
+    assert list((tmp_path / "cache" / "features").iterdir()) == []
+    assert "could not cache features" in capsys.readouterr().err
+
+
+def test_stale_temporary_files_are_removed_when_a_store_or_cache_is_opened(store_dir, tmp_path, monkeypatch):
+    old = time.time() - 2 * 3600
+    stale = [store_dir / "splits" / ".part-abc", store_dir / ".part-def", store_dir / "jobs" / ".staging-x-1"]
+    fresh = store_dir / "splits" / ".part-live"  # a write in progress in another process
+    for p in stale[:2] + [fresh]:
+        p.write_bytes(b"partial")
+    stale[2].mkdir()
+    for p in stale:
+        os.utime(p, (old, old))
+    Store(store_dir, create=False)
+    assert not any(p.exists() for p in stale) and fresh.exists()
+    # the feature cache, once per process
+    monkeypatch.setenv("SYNBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(feat, "_CLEANED", set())
+    debris = tmp_path / "cache" / "features" / ".part-0123"
+    debris.mkdir(parents=True)
+    os.utime(debris, (old, old))
+    feat.featurize(mock_data(), "expression")
+    assert not debris.exists()

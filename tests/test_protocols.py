@@ -1,0 +1,237 @@
+"""Fair by construction: search protocols, equal trials, target scaling, pair-aware designs,
+failed folds, seeds, replicate-aware splits and the baseline-strength table."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synbench.base import Integer, Real
+from synbench.runner import Job, RunSettings, SharedInputs, compute, edge_params, plan
+from synbench.splits import fold_ids, make_splits, replicate_keys
+from synbench.store import Store
+
+CLASSICAL = ["lasso", "elastic-net", "svm", "treecomb", "random-forest"]
+
+
+def _cli(*args, env=None):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "synbench.cli", *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_protocol_is_part_of_job_identity_and_of_the_method():
+    from synbench.leaderboard import method_of
+
+    jobs = plan(["mock"], ["svm"], targets=["score"], profile="quick", folds=[0], protocols=("strong", "table1"))
+    by_protocol = {j.protocol: j for j in jobs}
+    assert set(by_protocol) == {"strong", "table1"}
+    assert by_protocol["strong"].job_id != by_protocol["table1"].job_id
+    assert method_of(by_protocol["strong"].to_dict()) != method_of(by_protocol["table1"].to_dict())
+    # the protocol decides the space searched: Table 1's C in [1, 5], the strong one log-uniform and wider
+    from synbench.registry import get_registry
+
+    svm = get_registry().model("svm")
+    assert svm.space_for("table1", "regression")["C"] == Real(1.0, 5.0)
+    assert svm.space_for("strong", "regression")["C"].log and svm.space_for("strong", "regression")["C"].high >= 100
+
+
+def test_a_record_written_before_protocols_keeps_its_id():
+    # the reference stores hold records written without the protocol fields: their ids must not move,
+    # or a resumed run would recompute them and the dry run would count them as pending
+    from pathlib import Path
+
+    records = sorted((Path(__file__).parent.parent / "results" / "d1-oneil-cpu" / "jobs").glob("*/record.json"))
+    legacy = [json.loads(p.read_text()) for p in records[:50]]
+    legacy = [r for r in legacy if "protocol" not in r["job"]]
+    assert legacy
+    for record in legacy:
+        assert Job.from_dict(record["job"]).job_id == record["job_id"]
+
+
+def test_every_model_of_a_run_gets_the_same_number_of_trials():
+    jobs = plan(["mock"], CLASSICAL + ["constant"], targets=["score"], profile="cpu", folds=[0])
+    trials = {j.model: j.trials for j in jobs}
+    assert {trials[m] for m in CLASSICAL} == {12} and trials["constant"] == 0
+    assert {j.trials for j in plan(["mock"], CLASSICAL, targets=["score"], profile="cpu", folds=[0], trials=5)} == {5}
+    # a parameter fixed with -p is not searched; with nothing left to search a model runs no trials
+    assert plan(["mock"], ["svm"], targets=["score"], profile="cpu", folds=[0], params={"C": 1.0, "gamma_factor": 1.0})[0].trials == 0
+
+
+def test_edge_of_range_is_flagged():
+    space = {"C": Real(0.1, 100.0, log=True), "depth": Integer(4, 12), "lr": Real(0.0, 1.0)}
+    assert edge_params({"C": 99.0, "depth": 4, "lr": 0.5}, space) == {"C": "high", "depth": "low"}
+    assert edge_params({"C": 3.0, "depth": 8, "lr": 0.01}, space) == {"lr": "low"}
+
+
+def _mock_job(model, protocol="strong", params=(), target="score", fold=0, trials=0):
+    return Job("mock", target, model, ("chem:n_bits=256", "expression:n_genes=500") if model != "constant" else (), "smoke",
+               "published", 5, fold, 0, tuple(params), protocol, trials)
+
+
+def _compute(job):
+    from synbench.runner import load_job_data
+
+    data = load_job_data(job.dataset, job.split)
+    splits = make_splits(data, job.split, job.n_folds, job.seed)
+    return compute(job, RunSettings(), SharedInputs(splits={job.split_key: splits})), data, splits
+
+
+def test_strong_protocol_standardises_the_target_and_inverts_the_predictions():
+    (record, predictions), data, splits = _compute(_mock_job("constant"))
+    ids = fold_ids(splits, 0)
+    train_labels = data.labels("score").loc[ids["train"].append(ids["valid"])]
+    scaling = record["target_scaling"]
+    assert scaling["mean"] == pytest.approx(train_labels.mean()) and scaling["std"] == pytest.approx(train_labels.std(ddof=0))
+    # the constant learns 0 on the standardised target; inverted, that is the raw training mean
+    assert np.allclose(predictions["y_pred"], train_labels.mean())
+    (raw_record, _), _, _ = _compute(_mock_job("constant", protocol="table1"))
+    assert raw_record["target_scaling"] is None
+    # classification targets are never scaled
+    (clf, _), _, _ = _compute(_mock_job("lasso", target="synergistic"))
+    assert clf["target_scaling"] is None
+
+
+def test_concatenated_design_predicts_the_same_for_both_drug_orders():
+    from synbench.data import Batch
+    from synbench.plugins.models.treecomb import TreeCombModel
+    from synbench.testing import mock_batches
+
+    train, valid, test, _ = mock_batches(TreeCombModel, "regression")
+    model = TreeCombModel(n_estimators=20, combine="concat").fit(train)
+    swapped_rows = test.rows.copy()
+    pairs = swapped_rows["n_drugs"] == 2
+    swapped_rows.loc[pairs, ["drug_1", "drug_2"]] = swapped_rows.loc[pairs, ["drug_2", "drug_1"]].to_numpy()
+    swapped = Batch(swapped_rows, test.features, test.task)
+    assert np.allclose(model.predict(test), model.predict(swapped))
+    # trained on every order of each row: twice the rows of a pair-only design
+    X, y = model._design_xy(train)
+    k = train.rows["n_drugs"].to_numpy()
+    assert len(X) == int(sum(2 if n == 2 else 6 for n in k))
+
+
+def test_a_failed_fold_counts_and_the_constant_is_never_named_best():
+    from synbench.leaderboard import build
+    from synbench.report import Labels, paired_tests
+
+    rows = []
+    for model, pccs in (("constant", [0.0] * 5), ("lasso", [0.4, 0.0, 0.5, 0.45, 0.0]), ("svm", [0.6, 0.62, 0.58, 0.61, 0.63])):
+        rows += [{"model": model, "featurizers": "", "profile": "cpu", "protocol": "strong", "dataset": "d", "target": "t",
+                  "split": "published", "fold": f, "seed": 0, "metric": "pcc", "value": v} for f, v in enumerate(pccs)]
+    board = build(pd.DataFrame(rows), ["pcc"])
+    summary = board.summary.set_index("model")
+    assert summary.loc["lasso", "mean"] == pytest.approx(np.mean([0.4, 0.0, 0.5, 0.45, 0.0]))
+    assert summary.loc["lasso", "rank"] < summary.loc["constant", "rank"]
+    # even where the constant ranks first, the paired tests compare against the best real method
+    frame = pd.DataFrame(rows)
+    frame.loc[frame["model"] == "constant", "value"] = 0.9
+    board = build(frame, ["pcc"])
+    summary = board.summary.assign(method=[tuple(map(str, k)) for k in board.summary[["model", "featurizers", "profile", "protocol"]].to_numpy()])
+    tests = paired_tests(frame, summary, Labels(frame))
+    assert set(tests["best"]) == {"svm"}
+
+
+def test_seeds_repeat_every_job_and_the_board_counts_seed_fold_pairs(tmp_path):
+    jobs = plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0, 1], seeds=[0, 1, 2])
+    assert len(jobs) == 6 and len({j.job_id for j in jobs}) == 6 and {j.seed for j in jobs} == {0, 1, 2}
+    from synbench.leaderboard import build
+
+    rows = [{"model": "m", "featurizers": "", "profile": "cpu", "protocol": "strong", "dataset": "d", "target": "t",
+             "split": "published", "fold": f, "seed": s, "metric": "pcc", "value": 0.5 + 0.01 * s + 0.001 * f}
+            for s in range(3) for f in range(5)]
+    cell = build(pd.DataFrame(rows), ["pcc"]).wide().iloc[0]["d/t pcc"]
+    assert "folds)" not in cell  # 15 of 15 (seed, fold) values: complete
+    partial = build(pd.DataFrame(rows[:-1]), ["pcc"]).wide().iloc[0]["d/t pcc"]
+    assert partial.endswith("(14/15 folds)")
+
+
+def test_random_folds_keep_replicates_and_both_drug_orders_together():
+    from synbench.plugins.datasets.mock import make_mock
+
+    data = make_mock()
+    rows = data.combinations
+    pairs = rows[rows["n_drugs"] == 2]
+    # add a replicate of every pair, in the other drug order, with its own row id
+    twins = pairs.copy()
+    twins[["drug_1", "drug_2"]] = twins[["drug_2", "drug_1"]].to_numpy()
+    twins.index = [f"{i}-twin" for i in twins.index]
+    from dataclasses import replace
+
+    combined = pd.concat([rows, twins])
+    combined.index.name = rows.index.name
+    data = replace(data, combinations=combined, fold_column=None)
+    keys = replicate_keys(combined, data.drug_columns)
+    table = make_splits(data, "random", n_folds=5, seed=3)
+    for fold in range(5):
+        ids = fold_ids(table, fold)
+        test_keys = set(keys.loc[ids["test"]])
+        assert not test_keys & set(keys.loc[ids["train"].append(ids["valid"])])
+        assert not set(keys.loc[ids["valid"]]) & set(keys.loc[ids["train"]])
+
+
+def test_corrected_resampled_t_test_is_wider_than_the_naive_one():
+    from scipy.stats import ttest_1samp
+
+    from synbench.report import corrected_resampled_t
+
+    d = np.array([0.02, 0.03, 0.01, 0.025, 0.015])
+    naive = ttest_1samp(d, 0).pvalue
+    corrected = corrected_resampled_t(d, 1 / 4)
+    var = np.var(d, ddof=1)
+    t = d.mean() / np.sqrt((1 / 5 + 1 / 4) * var)
+    from scipy.stats import t as student_t
+
+    assert corrected == pytest.approx(2 * student_t.sf(t, 4)) and corrected > naive
+
+
+def test_baseline_strength_flags_a_shortfall():
+    from synbench.published import PublishedFigure, baseline_strength
+
+    fig = PublishedFigure("P", "", "", "treecomb", "d1-oneil", "loewe", "pcc", 0.69, "published", "")
+    summary = pd.DataFrame([
+        {"model": "treecomb", "featurizers": "f", "protocol": p, "dataset": "d1-oneil", "target": "loewe", "metric": "pcc",
+         "mean": m, "std": 0.01, "n_folds": 5, "expected": 5} for p, m in (("strong", 0.686), ("table1", 0.45))])
+    table = baseline_strength([fig], summary).set_index("protocol")
+    assert not table.loc["strong", "short"] and table.loc["table1", "short"]
+    assert table.loc["table1", "difference"] == pytest.approx(0.45 - 0.69)
+
+
+@pytest.mark.slow
+def test_strong_and_table1_reach_the_board_side_by_side(tmp_path):
+    out = tmp_path / "store"
+    res = _cli("run", "-d", "mock", "-t", "score", "-m", "lasso,treecomb", "--profile", "quick", "--trials", "2",
+               "--protocol", "strong,table1", "--folds", "0,1", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "eta" in res.stderr or "left" in res.stderr
+    records = Store(out, create=False).records()
+    assert {(r["job"]["model"], r["protocol"]) for r in records} == {
+        ("lasso", "strong"), ("lasso", "table1"), ("treecomb", "strong"), ("treecomb", "table1"), ("constant", "strong")}
+    for r in records:
+        if r["job"]["model"] != "constant":
+            assert r["search_summary"]["n_trials"] == 2 and len(r["search"]) == 2
+            assert r["search_summary"]["sampler"].startswith("optuna TPE")
+    strong_tree = [r for r in records if r["job"]["model"] == "treecomb" and r["protocol"] == "strong"]
+    assert all(r["training"]["stopped"] in ("early stopping", "cap") for r in strong_tree)
+    board = _cli("leaderboard", str(out), "--no-write")
+    assert board.returncode == 0, board.stderr
+    lines = [l for l in board.stdout.splitlines() if l.strip().startswith(("lasso", "treecomb"))]
+    assert len(lines) == 4 and sum("table1" in l for l in lines) == 2 and all("raw target" in l for l in lines if "table1" in l)
+
+
+def test_config_sets_the_data_directory_once(tmp_path):
+    config = tmp_path / "config.toml"
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {"SYNBENCH_CONFIG": str(config), "SYNBENCH_DATA_DIR": ""}
+    res = _cli("config", "data-dir", str(data), env=env)
+    assert res.returncode == 0, res.stderr
+    shown = _cli("config", env=env)
+    assert str(data) in shown.stdout and "config file" in shown.stdout
+    listing = _cli("datasets", env=env)
+    assert f"data directory: {data}" in listing.stdout
+    bad = _cli("config", "data-dir", str(tmp_path / "missing"), env=env)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
