@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STORES=(results/d1-oneil-cpu results/d3-deepdds-cpu results/oneil-zip-cpu)
+# the classical baselines on D3's replicate-grouped folds (a store of its own: other folds)
+[ -f results/d3-deepdds/store.json ] && STORES+=(results/d3-deepdds)
 for store in "${STORES[@]}"; do
     synbench leaderboard "$store" > /dev/null
     synbench report "$store" --out "$store/report.html"
 done
-synbench report "${STORES[@]}" --out results/report.html
+synbench report results/d1-oneil-cpu results/d3-deepdds-cpu results/oneil-zip-cpu --out results/report.html

@@ -105,7 +105,7 @@ class Report:
         return "\n".join(out)
 
     def to_markdown(self, figures_dir: str) -> str:
-        return self.markdown(lambda f: f"{figures_dir}/{f.name}")
+        return self.markdown(lambda f: f"{figures_dir}/{f.name}") + f"\n{REPORT_MARK}\n"
 
     def to_html(self) -> str:
         from markdown_it import MarkdownIt
@@ -180,6 +180,7 @@ HTML_PAGE = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="synbench report">
 <title>{title}</title>
 <style>{css}</style>
 </head>
@@ -825,12 +826,38 @@ def _short(v) -> str:
     return str(v)
 
 
+REPORT_MARK = "<!-- written by synbench report -->"
+# what marks a file as a synbench report: the mark, the HTML generator tag, or (reports written
+# before either existed) the opening sentence every report has
+_REPORT_SIGNS = (REPORT_MARK, '<meta name="generator" content="synbench report">', "Built only from stored results:")
+_FIGURE_FILE = re.compile(r"^(box|roc|scatter)-[A-Za-z0-9_.-]+\.png$")
+
+
+def _written_by_report(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 4096))
+            tail = fh.read()
+    except OSError:
+        return False
+    return any(sign.encode() in head or sign.encode() in tail for sign in _REPORT_SIGNS)
+
+
 def check_out(out: Path) -> Path:
+    """The report's .html path, refused where writing it (or the Markdown beside it) would replace
+    a file that is not a synbench report: a user's own file is never overwritten."""
     out = Path(out)
     if out.suffix.lower() != ".html":
         raise ConfigError(f"--out must name an .html file (the Markdown is written beside it), got '{out}'")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; name the .html file to write")
+    for path in (out, out.with_suffix(".md")):
+        if path.is_dir():
+            raise ConfigError(f"{path} is a directory; the report would be written there")
+        if path.exists() and not _written_by_report(path):
+            raise ConfigError(f"{path} exists and was not written by synbench report; choose another --out or move it")
     return out
 
 
@@ -842,7 +869,8 @@ def write(report: Report, out: Path) -> list[Path]:
         out.parent.mkdir(parents=True, exist_ok=True)
         figures_dir.mkdir(exist_ok=True)
         for stale in figures_dir.glob("*.png"):  # figures of an earlier build that this one no longer has
-            if stale.name not in {f.name for f in report.figures}:
+            # only files named as the report names its figures: a user's own PNG stays
+            if stale.name not in {f.name for f in report.figures} and _FIGURE_FILE.match(stale.name):
                 stale.unlink()
         for f in report.figures:
             (figures_dir / f.name).write_bytes(f.png)

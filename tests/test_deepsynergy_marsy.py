@@ -74,8 +74,20 @@ def test_smoothed_curve_is_the_published_moving_average():
     cumsum = np.cumsum(losses)
     cumsum[15:] = cumsum[15:] - cumsum[:-15]
     published = np.pad(cumsum[14:] / 15, 7, mode="edge")
-    np.testing.assert_allclose(smoothed_curve(losses, 15), published)
+    smoothed = smoothed_curve(losses, 15)
+    np.testing.assert_allclose(smoothed[7:-7], published[7:-7])  # the full windows are the authors'
+    # at the edges the window holds the epochs that exist, instead of repeating the nearest full one
+    np.testing.assert_allclose(smoothed[-1], losses[-8:].mean())
+    np.testing.assert_allclose(smoothed[0], losses[:8].mean())
     assert len(smoothed_curve(losses[:4], 15)) == 4  # short histories keep their length
+
+
+def test_a_still_falling_curve_refits_for_every_epoch():
+    # edge padding made the last two epochs tie and the first of them win: the refit ran 4 of 5
+    falling = [383.0, 330.0, 300.0, 285.0, 273.0]
+    assert int(np.argmin(smoothed_curve(falling, 3))) + 1 == 5
+    dip = [10.0, 8.0, 6.0, 7.0, 9.0]
+    assert int(np.argmin(smoothed_curve(dip, 3))) + 1 == 3
 
 
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.name)

@@ -177,3 +177,23 @@ def test_provenance_lists_the_commands_that_ran_jobs():
     text = provenance_markdown([], invocations)
     assert "(t0, 4 jobs, 4 not yet stored)" in text and "(t2, 4 jobs)" in text
     assert "t1" not in text and "1 re-run(s) that found every job already stored" in text
+
+
+def test_report_never_overwrites_a_file_it_did_not_write(built, tmp_path):
+    store, out = built
+    mine = tmp_path / "paper.html"
+    mine.write_text("<p>my own page</p>")
+    res = CliRunner().invoke(app, ["report", str(store), "--out", str(mine)])
+    assert res.exit_code == 2 and "was not written by synbench report" in res.output
+    assert mine.read_text() == "<p>my own page</p>" and not mine.with_suffix(".md").exists()
+    notes = tmp_path / "notes.md"  # the Markdown the report would write beside notes.html
+    notes.write_text("my notes")
+    assert CliRunner().invoke(app, ["report", str(store), "--out", str(tmp_path / "notes.html")]).exit_code == 2
+    assert notes.read_text() == "my notes"
+    # its own earlier build is rebuilt in place; a user's PNG in the figures folder survives
+    figures = out.parent / f"{out.stem}_figures"
+    (figures / "my-plot.png").write_bytes(b"png")
+    (figures / "box-stale-from-an-old-build.png").write_bytes(b"png")
+    res = CliRunner().invoke(app, ["report", str(store), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (figures / "my-plot.png").read_bytes() == b"png" and not (figures / "box-stale-from-an-old-build.png").exists()

@@ -38,6 +38,7 @@ from synbench.base import Model, Profile
 from synbench.errors import ConfigError, DataError
 from synbench.features import tabular_design
 from synbench.hookspecs import hookimpl
+from synbench.reference import CHEM_EXPR
 
 NORMS = ("tanh_norm", "tanh", "norm")
 
@@ -60,20 +61,22 @@ def make_normaliser(norm: str):
 
 
 def smoothed_curve(losses, window: int) -> np.ndarray:
-    """The authors' smoothing: moving average over ``window`` epochs, edge-padded back to full
-    length (centred). Shorter histories use the largest odd window that fits."""
+    """The authors' smoothing: a centred moving average over ``window`` epochs. At the edges the
+    window is cut to the epochs that exist (padding the edges with the nearest full average made a
+    still-falling curve tie its last two epochs, and the first of a tie won, so the refit always
+    ran one epoch short). Shorter histories use the largest odd window that fits."""
     losses = np.asarray(losses, dtype=float)
     w = max(1, min(window, len(losses)))
-    w -= 1 - w % 2  # odd, so the padded curve keeps the history's length
-    moving = np.convolve(losses, np.ones(w) / w, mode="valid")
-    return np.pad(moving, w // 2, mode="edge")
+    w -= 1 - w % 2  # odd, so the window is centred on its epoch
+    kernel = np.ones(w)
+    return np.convolve(losses, kernel, mode="same") / np.convolve(np.ones_like(losses), kernel, mode="same")
 
 
 class DeepSynergyModel(Model):
     name = "deepsynergy"
     description = "feed-forward net on both drugs' chemistry + cell expression, both drug orders, tanh-normalised"
     reference = "Preuer et al. 2018, Bioinformatics 34(9):1538-1546 (DeepSynergy); BAITSAO baseline"
-    featurizers = ("chem", "expression")
+    featurizers = CHEM_EXPR  # the inputs of the reference results
     search_space = {}  # BAITSAO ran DeepSynergy with its published settings
     uses_validation = True
     profiles = {

@@ -20,7 +20,8 @@ class ElasticNetModel(TabularModel):
         "table1:classification": {"alpha": Real(1e-1, 1e3, log=True), "l1_ratio": Real(0.05, 1.0)},
     }
 
-    def __init__(self, task="regression", seed=0, alpha=0.01, l1_ratio=0.5, combine="concat", max_iter=2000):
+    # alpha None (no search): 0.01 for regression, 1 (C = 1) for classification, as for the Lasso
+    def __init__(self, task="regression", seed=0, alpha=None, l1_ratio=0.5, combine="concat", max_iter=2000):
         self.task, self.seed, self.alpha, self.l1_ratio = task, seed, alpha, l1_ratio
         self.combine, self.max_iter = combine, max_iter
 
@@ -30,9 +31,11 @@ class ElasticNetModel(TabularModel):
         from sklearn.preprocessing import StandardScaler
 
         if self.task == "regression":
-            est = ElasticNet(alpha=self.alpha, l1_ratio=self.l1_ratio, max_iter=self.max_iter, random_state=self.seed)
+            alpha = 0.01 if self.alpha is None else self.alpha
+            est = ElasticNet(alpha=alpha, l1_ratio=self.l1_ratio, max_iter=self.max_iter, random_state=self.seed)
         else:
-            est = LogisticRegression(l1_ratio=self.l1_ratio, C=1.0 / self.alpha, solver="saga", max_iter=self.max_iter,
+            alpha = 1.0 if self.alpha is None else self.alpha
+            est = LogisticRegression(l1_ratio=self.l1_ratio, C=1.0 / alpha, solver="saga", max_iter=self.max_iter,
                                      tol=1e-3, random_state=self.seed)
         return make_pipeline(StandardScaler(), est)
 

@@ -20,7 +20,10 @@ class LassoModel(TabularModel):
         "strong:classification": {"alpha": Real(1e-1, 1e3, log=True)},
     }
 
-    def __init__(self, task="regression", seed=0, alpha=1.0, combine="concat", max_iter=2000):
+    # the default (used without search, e.g. the smoke profile): None is 0.01 for regression, which
+    # keeps coefficients on a standardised target (Table 1's alpha >= 1 zeroes every one of them
+    # there), and 1 (C = 1) for classification
+    def __init__(self, task="regression", seed=0, alpha=None, combine="concat", max_iter=2000):
         self.task, self.seed, self.alpha, self.combine, self.max_iter = task, seed, alpha, combine, max_iter
 
     def make_estimator(self):
@@ -29,9 +32,11 @@ class LassoModel(TabularModel):
         from sklearn.preprocessing import StandardScaler
 
         if self.task == "regression":
-            est = Lasso(alpha=self.alpha, max_iter=self.max_iter, random_state=self.seed)
+            alpha = 0.01 if self.alpha is None else self.alpha
+            est = Lasso(alpha=alpha, max_iter=self.max_iter, random_state=self.seed)
         else:  # sklearn's C is the inverse regularisation strength
-            est = LogisticRegression(l1_ratio=1.0, C=1.0 / self.alpha, solver="liblinear", max_iter=self.max_iter, random_state=self.seed)
+            alpha = 1.0 if self.alpha is None else self.alpha
+            est = LogisticRegression(l1_ratio=1.0, C=1.0 / alpha, solver="liblinear", max_iter=self.max_iter, random_state=self.seed)
         return make_pipeline(StandardScaler(), est)
 
 

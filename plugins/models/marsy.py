@@ -42,6 +42,7 @@ from synbench.base import Model, Profile
 from synbench.errors import ConfigError, DataError
 from synbench.features import tabular_design
 from synbench.hookspecs import hookimpl
+from synbench.reference import CHEM_EXPR
 
 RESPONSE = "response_{}"  # auxiliary target name for the single-drug response of drug slot i (1-based)
 
@@ -100,7 +101,7 @@ class MarsyModel(Model):
     description = "two-encoder (drug pair; pair + cell) multi-task network, both drug orders"
     reference = "El Khili et al. 2023, Bioinformatics 39(4):btad177 (MARSY); BAITSAO baseline"
     tasks = ("regression",)
-    featurizers = ("chem", "expression")
+    featurizers = CHEM_EXPR  # the inputs of the reference results
     search_space = {}  # BAITSAO ran MARSY with its published settings
     uses_validation = True
     profiles = {
