@@ -60,6 +60,12 @@ class Featurizer(Plugin):
     def featurize(self, data: SynergyData) -> FeatureSet:
         raise NotImplementedError
 
+    @classmethod
+    def example_options(cls, data: SynergyData, folder) -> dict:
+        """Options that make the featurizer run on ``data`` (the mock dataset) in the conformance
+        checks; one that reads a user's file writes a small one into ``folder``. Default: none."""
+        return {}
+
 
 # -- models ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -580,7 +580,9 @@ def leaderboard(
         names = _metric_names(metric, all_metrics)
         board = lb.build(metrics, names, records=records)
         wide = board.wide()
-        table = Table(*[str(c) for c in wide.columns], box=None)
+        from rich.markup import escape  # a split name such as '[tissue-few-shot:fraction=0.1]' is text, not a style
+
+        table = Table(*[escape(str(c)) for c in wide.columns], box=None)
         for _, row in wide.iterrows():
             table.add_row(*[lb._cell(v) for v in row])
         out.print(table)

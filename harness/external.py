@@ -25,9 +25,9 @@ from .data import CELL, N_DRUGS, SynergyData
 from .errors import ConfigError, DataError, StoreError
 from .leaderboard import EXTERNAL_PROFILE, same_result
 from .metrics import score_predictions
-from .registry import get_registry, suggest
+from .registry import get_registry
 from .runner import Job, _jsonable, load_dataset, load_job_data, prepare
-from .splits import SCHEMES, check_splits, make_splits, n_folds_of, schemes_of
+from .splits import SCHEMES, check_scheme, check_splits, make_splits, n_folds_of
 from .store import Store
 
 COLUMNS = ("row_id", "fold", "y_pred")
@@ -52,9 +52,7 @@ def resolve_split(dataset: str, split: str | None, n_folds: int, seed: int,
         raise ConfigError(f"--seed must be 0 or more, got {seed}")
     get_registry().dataset(dataset)
     data = load_dataset(dataset, data_dir)
-    scheme = split or ("published" if data.fold_column else "random")
-    if scheme not in schemes_of(data):
-        raise ConfigError(f"unknown split scheme '{scheme}' for dataset '{dataset}'{suggest(scheme, schemes_of(data))}")
+    scheme = check_scheme(data, split or ("published" if data.fold_column else "random"))  # one line if unknown
     if n_folds < 2 and scheme in SCHEMES[1:]:  # generated schemes; published ones fix their folds
         raise ConfigError("--n-folds must be at least 2")
     return load_job_data(dataset, scheme, data_dir), scheme, n_folds_of(data, scheme, n_folds)

@@ -62,10 +62,11 @@ def _data_digest(data: SynergyData) -> str:
 
 
 def feature_key(featurizer_cls, params: dict, data: SynergyData) -> str:
-    payload = json.dumps(
-        {"featurizer": featurizer_cls.name, "version": featurizer_cls.version, "params": params, "data": data_digest(data)},
-        sort_keys=True, default=str,
-    )
+    fields = {"featurizer": featurizer_cls.name, "version": featurizer_cls.version, "params": params, "data": data_digest(data)}
+    inputs = getattr(featurizer_cls, "cache_inputs", None)
+    if inputs is not None:  # files outside the dataset (a user's embedding file): their content joins the key
+        fields["inputs"] = inputs(params)
+    payload = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 

@@ -181,7 +181,8 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
     records, so that a reader never has to discover it: the Table 1 ranges searched at random
     (records from before protocols), a search on a subsample of rows, chosen values on the edge of
     their range, a raw (unscaled) regression target, folds with a constant prediction, training
-    that stopped at its cap rather than by its own stopping rule."""
+    that stopped at its cap while its validation value was still improving (or, for records that
+    do not say, at its cap rather than by its own stopping rule)."""
     registry = get_registry()
     by_method: dict[tuple, list[dict]] = {}
     for r in records:
@@ -218,7 +219,13 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
         constant = sum(bool(r.get("constant_prediction")) for r in recs)
         if constant and key[0] != "constant":
             flags.append(f"constant prediction ({constant}/{n})")
-        capped = sum((r.get("training") or {}).get("stopped") == "cap" for r in recs if isinstance(r.get("training"), dict))
+        # a record that says whether its validation value was still improving at the cap is flagged
+        # only when it was (synbench.neural.stop_reason); an older record only says it hit the cap
+        logs = [r["training"] for r in recs if isinstance(r.get("training"), dict)]
+        improving = sum(bool(t.get("improving_at_cap")) for t in logs if t.get("stopped") == "cap")
+        capped = sum(t.get("stopped") == "cap" and "improving_at_cap" not in t for t in logs)
+        if improving:
+            flags.append(f"capped while improving ({improving}/{n})")
         if capped:
             flags.append(f"stopped at its cap ({capped}/{n})")
         rows.append(dict(zip(METHOD_COLS, key), trials="/".join(map(str, trials)), flags="; ".join(flags)))

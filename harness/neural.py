@@ -56,6 +56,7 @@ class EarlyStopping:
         self.best_epoch = -1
         self.best_state = None
         self.history: list[float] = []
+        self.stopped = False  # True once ``step`` has said stop (the patience ran out)
         self._smoothed = None
         self._bad = 0
 
@@ -73,11 +74,57 @@ class EarlyStopping:
         else:
             self._bad += 1
         report(f"epoch {len(self.history)}: {self.monitor} {loss:.4g} (best {self.best_loss:.4g})")
-        return self._bad >= self.patience
+        self.stopped = self._bad >= self.patience
+        return self.stopped
 
     def restore(self, model) -> None:
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
+
+
+STOPPED = ("early stopping", "cap", "diverged")
+
+
+def improving_window(patience: int | None, max_epochs: int) -> int:
+    """How recent the best epoch of a capped run must be for the run to count as still improving:
+    the last ``max(1, patience // 2)`` epochs (half-way to what the patience would have waited), or
+    without patience the last ``max(2, max_epochs // 10)`` epochs."""
+    if patience:
+        return max(1, int(patience) // 2)
+    return max(2, int(max_epochs) // 10)
+
+
+def stop_reason(epochs_run: int, max_epochs: int, best_epoch: int, patience: int | None, monitor: str | None,
+                stopped_early: bool, diverged: bool = False) -> dict:
+    """Why a training run ended, in the one format every torch model adds to its ``training_log_``.
+
+    - ``stopped``: ``"early stopping"`` when the model's own rule ended it (the patience ran out,
+      at the cap or before), ``"diverged"`` when the validation value became NaN or infinite and
+      training broke off before the cap, else ``"cap"`` (all ``max_epochs`` epochs ran; also a
+      profile that runs every epoch on purpose, without patience);
+    - ``best_epoch``: 1-based epoch of the best validation value (0: none was finite); without a
+      validation curve (``monitor`` None), the last epoch;
+    - ``epochs_run``, ``max_epochs``, ``patience`` (None: no patience), ``monitor`` (the quantity
+      watched; None when there was no validation split);
+    - ``improving_at_cap``: True when the run stopped at its cap and its best validation value was
+      at one of the last :func:`improving_window` epochs, so more epochs would probably have helped.
+      Always False without a validation curve (nothing says whether it was improving).
+    """
+    epochs_run, max_epochs, best_epoch = int(epochs_run), int(max_epochs), int(best_epoch)
+    if not 0 <= best_epoch <= epochs_run <= max_epochs:
+        raise ValueError(f"inconsistent training record: best epoch {best_epoch}, {epochs_run} of {max_epochs} epochs run")
+    if stopped_early:
+        stopped = "early stopping"
+    elif diverged and epochs_run < max_epochs:
+        stopped = "diverged"
+    elif epochs_run == max_epochs:
+        stopped = "cap"
+    else:
+        raise ValueError(f"training ran {epochs_run} of {max_epochs} epochs but neither stopped early nor diverged")
+    improving = (stopped == "cap" and monitor is not None and best_epoch > 0
+                 and epochs_run - best_epoch < improving_window(patience, max_epochs))
+    return {"stopped": stopped, "best_epoch": best_epoch, "epochs_run": epochs_run, "max_epochs": max_epochs,
+            "patience": int(patience) if patience else None, "monitor": monitor, "improving_at_cap": bool(improving)}
 
 
 def drug_orderings(batch, skip_listed: bool = False):

@@ -556,7 +556,8 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             "has failed and scores a correlation of 0, counted in the mean. With several seeds every (seed, fold) is one "
             "value. The `trials` column gives each method's search trials and `flags` what makes its comparison "
             "unequal (search on a subsample, a chosen value on the edge of its range, a raw target, constant "
-            "predictions, training stopped at its cap). Methods are listed best first by the mean of "
+            "predictions, training that hit its cap while its validation value was still improving). Methods are "
+            "listed best first by the mean of "
             "their average ranks over the metrics they are ranked on. Each method's featurizers and profile are in the "
             "Methods table above; `synbench leaderboard` prints the same numbers.")
     for dataset in datasets_seen:
@@ -667,10 +668,10 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             f"{0.05 * n_tests:.1f} of them would come out significant by chance alone.")
     if ns:
         minima = ", ".join(f"n = {n}: {2 / 2 ** n:.4g}" for n in ns if n >= 2)
-        rep.add(f"> **Caveat.** With n paired folds the smallest two-sided p this test can give is 2/2^n ({minima}). "
-                "With five folds no difference can reach p < 0.05 however large and consistent it is, so read p together with "
-                "the mean difference and the count of folds won, not as a pass/fail test. The tests are not corrected for "
-                "multiple comparisons.")
+        rep.add(f"> **Caveat.** With n paired folds the smallest two-sided p the Wilcoxon test can give is 2/2^n ({minima}). "
+                "With five folds no difference can reach p < 0.05 on it however large and consistent it is; the corrected "
+                "t-test can, but its few degrees of freedom make it fragile too. Read p together with the mean difference "
+                "and the count of folds won, not as a pass/fail test. The tests are not corrected for multiple comparisons.")
         rows = []
         for _, r in tests.iterrows():
             if r["n"] == 0:
@@ -698,7 +699,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
                 f"gap to explain, not to accept. The papers' inputs and searches differ from ours (see Published figures).")
         rows = [[r["model"], f"{r['dataset']} / {r['target']}", r["metric"], md_text(r["protocol"] or "-"),
                  f"{_num(r['ours'])} ± {_num(r['ours_std'])}", _published(r["published"]), r["paper"],
-                 _signed_g(r["difference"]), Md("**short**") if r["short"] else "ok"] for _, r in strength.iterrows()]
+                 f"{r['difference']:+.3f}", Md("**short**") if r["short"] else "ok"] for _, r in strength.iterrows()]
         rep.add(md_table(["baseline", "dataset / target", "metric", "protocol", "ours", "published", "source", "difference", ""],
                          rows))
 

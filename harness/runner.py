@@ -28,13 +28,18 @@ from .errors import ConfigError, SynbenchError
 from .features import featurize, parse_spec
 from .metrics import score_predictions
 from .registry import get_registry, suggest
-from .splits import EXTERNAL, check_splits, fold_ids, make_splits, n_folds_of, schemes_of, with_external
+from .splits import (CROSS, EXTERNAL, check_scheme, check_splits, describe_coverage, entity_coverage, fold_ids, make_splits,
+                     n_folds_of, with_cross, with_external)
 from .store import Store
 
 SELECTION_METRIC = {"regression": ("mse", False), "classification": ("roc_auc", True)}
 LEGACY_PROTOCOL = "table1"
 # protocols under which the harness standardises every regression target with training statistics
 SCALED_PROTOCOLS = ("strong",)
+
+
+# steps (boosting rounds, epochs) a trial runs before the search may prune it
+PRUNE_WARMUP_STEPS = 300
 
 
 class TrialPruned(Exception):
@@ -115,11 +120,19 @@ def load_dataset(name: str, data_dir: str | None = None) -> SynergyData:
 
 
 def load_job_data(name: str, split: str, data_dir: str | None = None) -> SynergyData:
-    """The data a job runs on: the dataset, joined with its external set for ``external:<set>`` splits."""
+    """The data a job runs on: the dataset, joined with its external set for ``external:<set>`` splits
+    and with the training dataset for ``cross:<dataset>`` splits."""
     data = load_dataset(name, data_dir)
     if split.startswith(EXTERNAL):
         return _with_external_cached(name, split, data_dir)
+    if split.startswith(CROSS):
+        return _with_cross_cached(name, split, data_dir)
     return data
+
+
+@lru_cache(maxsize=4)
+def _with_cross_cached(name: str, split: str, data_dir: str | None) -> SynergyData:
+    return with_cross(load_dataset(name, data_dir), load_dataset(split[len(CROSS):], data_dir)).validate()
 
 
 @lru_cache(maxsize=4)
@@ -186,9 +199,7 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
     for ds_name in datasets:
         registry.dataset(ds_name)
         data = load_dataset(ds_name, data_dir)
-        scheme = split or ("published" if data.fold_column else "random")
-        if scheme not in schemes_of(data):
-            raise ConfigError(f"unknown split scheme '{scheme}' for dataset '{ds_name}'{suggest(scheme, schemes_of(data))}")
+        scheme = check_scheme(data, split or ("published" if data.fold_column else "random"))  # one line if unknown
         n = n_folds_of(data, scheme, n_folds)
         if n < 1:
             raise ConfigError(f"--n-folds must be at least 1 (2 or more for cross-validation), got {n}")
@@ -230,6 +241,10 @@ def prepare(jobs: list[Job], store: Store, data_dir=None) -> None:
             table = make_splits(data, job.split, job.n_folds, job.seed)
             store.save_splits(store.split_path(*job.split_key), table)
             checked.add(job.split_key)
+            if job.split.startswith(CROSS):  # which test entities training never saw, before any job runs
+                ids = fold_ids(table, 0)
+                print(f"{job.dataset} ({job.split}): " + describe_coverage(entity_coverage(data, ids["train"].append(ids["valid"]), ids["test"])),
+                      file=sys.stderr, flush=True)
         key = job.split_key + (job.target,)
         if key not in checked:
             data = load_job_data(job.dataset, job.split, data_dir)
@@ -325,7 +340,7 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
     """Optuna TPE search on the inner validation split only (never the test fold).
 
     Returns (chosen parameters, one entry per trial, a summary of the search). Models that report
-    validation values during ``fit`` have hopeless trials pruned (median rule), so the budget goes
+    validation values during ``fit`` have hopeless trials pruned (the worst quarter at a step, after a warm-up), so the budget goes
     to promising configurations."""
     n_trials = profile.search_trials if n_trials is None else n_trials
     if n_trials <= 0 or not search_space:
@@ -345,7 +360,10 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
     dists, decode = _distributions(search_space)
     # a third of the trials explore at random before TPE models the good region
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, n_trials // 3), multivariate=True)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=5)
+    # Prune only a trial in the worst quarter of those seen at the same step, and only after a long
+    # warm-up: early in training a slow learner (boosting at a low learning rate) looks worse than
+    # it ends, and a median rule from the first steps pruned most trials of every boosting search
+    pruner = optuna.pruners.PercentilePruner(25.0, n_startup_trials=4, n_warmup_steps=PRUNE_WARMUP_STEPS)
     study = optuna.create_study(direction="maximize" if higher else "minimize", sampler=sampler, pruner=pruner)
     trials = []
     for i in range(n_trials):
@@ -376,7 +394,7 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         trials.append({"params": config, metric_name: score, "state": "complete" if np.isfinite(score) else "failed",
                        "seconds": round(time.perf_counter() - t0, 2)})
-    summary = {"sampler": "optuna TPE (multivariate)", "pruner": "median", "n_trials": n_trials,
+    summary = {"sampler": "optuna TPE (multivariate)", "pruner": f"percentile 25 after {PRUNE_WARMUP_STEPS} steps", "n_trials": n_trials,
                "budget": "trials", "rows": len(search_train), "metric": metric_name,
                "pruned": sum(t["state"] == "pruned" for t in trials)}
     finite = [t for t in trials if t["state"] == "complete"]
@@ -524,7 +542,9 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
 
     space = model_cls.space_for(job.protocol, target.task) if job.protocol in PROTOCOLS else dict(model_cls.search_space)
     protocol_fixed = {k: v for k, v in space.items() if not is_distribution(v)}
-    base_params = {**profile.params, **protocol_fixed, **dict(job.params)}
+    # a profile's parameters are its budget: they bound what a protocol fixes (a smaller tree cap in
+    # the quick profile); -p overrides both
+    base_params = {**protocol_fixed, **profile.params, **dict(job.params)}
     try:
         model = model_cls(task=target.task, seed=job.seed, **base_params)
     except TypeError as exc:
@@ -580,6 +600,8 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
                       "threads": n_threads(), "device": getattr(final, "device_", "cpu")},
         "training": getattr(final, "training_log_", None),  # e.g. epochs run, best epoch, losses
         "feature_info": {name: fs.info for name, fs in features.items()},
+        # cross-dataset jobs: the test drugs and cell lines no training row has
+        **({"coverage": entity_coverage(data, ids["train"].append(ids["valid"]), ids["test"])} if job.split.startswith(CROSS) else {}),
         "provenance": {"versions": provenance.package_versions(), "git_commit": provenance.git_commit(),
                        **registry.provenance_of(job.model, job.dataset, job.featurizers),  # packages, or file + hash
                        "data_checksums": data.checksums, "machine": provenance.machine(),

@@ -53,6 +53,18 @@ JOB_KEYS = ("dataset", "target", "model", "split", "fold")
 PREDICTION_COLUMNS = ("row_id", "y_true", "y_pred")
 
 
+def _file_safe(name: str) -> str:
+    """A split name as part of a file name: names made of letters, digits and ``._:-`` (every name
+    before parametrised schemes) are kept as they are; any other character (``=`` of
+    ``tissue-few-shot:fraction=0.1``, a path separator) becomes ``_``, with a short hash of the
+    name so that two names never share a file."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._:-]", "_", name)
+    return safe if safe == name else f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def warn(message: str) -> None:
     """One ``warning:`` line on stderr for what the store repaired or set aside (never fatal)."""
     print(f"warning: {redact(message)}", file=sys.stderr, flush=True)
@@ -354,7 +366,7 @@ class Store:
 
     # -- splits -------------------------------------------------------------------------------
     def split_path(self, dataset: str, scheme: str, n_folds: int, seed: int) -> Path:
-        return self.splits_dir / f"{dataset}--{scheme}--k{n_folds}--seed{seed}.parquet"
+        return self.splits_dir / f"{dataset}--{_file_safe(scheme)}--k{n_folds}--seed{seed}.parquet"
 
     def save_splits(self, path: Path, table: pd.DataFrame) -> None:
         """Store a split table once; a second run must produce exactly the same one."""

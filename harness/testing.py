@@ -102,12 +102,16 @@ def check_featurizer(featurizer_cls) -> None:
     assert isinstance(featurizer_cls, type) and issubclass(featurizer_cls, Featurizer), f"{featurizer_cls} is not a synbench Featurizer"
     assert featurizer_cls.name and featurizer_cls.kind in ("tabular", "text", "graph")
     _declarations_ok("featurizer", featurizer_cls)
+    import tempfile
+
     data = mock_data()
-    fs = featurize(data, featurizer_cls.name, use_cache=False)
-    assert isinstance(fs, FeatureSet) and fs.kind == featurizer_cls.kind
-    assert fs.drugs is not None or fs.cell_lines is not None, "a featurizer must describe drugs or cell lines"
-    cached = featurize(data, featurizer_cls.name)
-    again = featurize(data, featurizer_cls.name)
+    with tempfile.TemporaryDirectory() as folder:
+        options = featurizer_cls.example_options(data, folder)  # e.g. a small embedding file to read
+        fs = featurize(data, featurizer_cls.name, params=options, use_cache=False)
+        assert isinstance(fs, FeatureSet) and fs.kind == featurizer_cls.kind
+        assert fs.drugs is not None or fs.cell_lines is not None, "a featurizer must describe drugs or cell lines"
+        cached = featurize(data, featurizer_cls.name, params=options)
+        again = featurize(data, featurizer_cls.name, params=options)
     for a, b in ((cached.drugs, again.drugs), (cached.cell_lines, again.cell_lines)):
         if a is not None and fs.kind == "tabular":
             np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())

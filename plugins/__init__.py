@@ -13,6 +13,8 @@ BUILTIN_PLUGINS = [
     "synbench.plugins.featurizers.molecular_graph",
     "synbench.plugins.featurizers.description",
     "synbench.plugins.featurizers.llm_description",
+    "synbench.plugins.featurizers.cell_embedding",
+    "synbench.plugins.featurizers.drug_embedding",
     "synbench.plugins.models.baitsao",
     "synbench.plugins.models.constant",
     "synbench.plugins.models.deepdds",

@@ -16,7 +16,7 @@ class D1ONeil(Dataset):
     description = "O'Neil 2016 screen (DeepSynergy release): 23,052 rows, 38 drugs, 39 cell lines, Loewe"
     reference = "O'Neil et al. 2016; Preuer et al. 2018 (DeepSynergy)"
     manifest = "d1_oneil.toml"
-    split_schemes = ("published", "random", "leave-combination-out", "leave-drug-out", "leave-cell-out")
+    split_schemes = ("published", "random", "leave-combination-out", "leave-drug-out", "leave-cell-out", "leave-tissue-out")
 
     def load(self, data_dir=None) -> SynergyData:
         manifest = read_manifest(self.manifest)

@@ -235,7 +235,7 @@ class ONeilDrugComb(_DrugCombScreen):
                    "38 drugs, 39 cell lines, D1's folds and expression")
     reference = "O'Neil et al. 2016; DrugComb (Zagidullin et al. 2019); MGAE-DC release (Zhang & Tu 2023)"
     manifest = "drugcomb_oneil.toml"
-    split_schemes = ("published", "random", "leave-combination-out", "leave-drug-out", "leave-cell-out")
+    split_schemes = ("published", "random", "leave-combination-out", "leave-drug-out", "leave-cell-out", "leave-tissue-out")
 
 
 class CloudDrugComb(_DrugCombScreen):

@@ -100,7 +100,7 @@ class MockDataset(Dataset):
     name = "mock"
     description = "tiny seeded synthetic dataset (12 drugs, 6 cell lines, pairs and triples) for tests"
     reference = "synthetic"
-    split_schemes = ("published", "random", "leave-combination-out", "leave-drug-out", "leave-cell-out")
+    split_schemes = ("published", "random", "leave-combination-out", "leave-drug-out", "leave-cell-out", "leave-tissue-out")
 
     def load(self, data_dir=None) -> SynergyData:
         return make_mock()

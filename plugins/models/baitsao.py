@@ -247,9 +247,9 @@ class BaitsaoModel(Model):
         params = trainable + ([self.log_vars_] if multitask else [])
         optimizer = torch.optim.Adam(params, lr=self.lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=self.lr_patience)
-        from synbench.neural import EarlyStopping
+        from synbench.neural import EarlyStopping, stop_reason
 
-        stopper = EarlyStopping(self.patience)
+        stopper = EarlyStopping(self.patience, monitor="largest single-task validation loss")
         holder = _Holder(net, self.log_vars_)
         generator = torch.Generator().manual_seed(self.seed)
         n, bs = len(X), max(2, int(self.batch_size))
@@ -302,6 +302,8 @@ class BaitsaoModel(Model):
             "final_lr": float(optimizer.param_groups[0]["lr"]),
             "parameters": int(sum(p.numel() for p in net.parameters())),
             "trainable_parameters": int(sum(p.numel() for p in trainable)),
+            **stop_reason(epoch + 1, int(self.max_epochs), (stopper.best_epoch + 1) if Xv is not None else epoch + 1,
+                          self.patience, stopper.monitor if Xv is not None else None, stopped_early=stopper.stopped),
         }
 
     @staticmethod

@@ -281,7 +281,7 @@ class BertBaseline(Model):
         import torch
         from transformers import get_linear_schedule_with_warmup
 
-        from synbench.neural import EarlyStopping, device, seed_everything
+        from synbench.neural import EarlyStopping, device, seed_everything, stop_reason
 
         self._check()
         seed_everything(self.seed)
@@ -380,6 +380,9 @@ class BertBaseline(Model):
             "trainable_parameters": int(trainable), "frozen_layers": int(self.freeze_layers),
             "target_scale": [self.y_mean_, self.y_scale_], "text": text,
             "seconds": round(time.perf_counter() - t_start, 2),
+            **stop_reason(epochs_run, int(self.epochs), max(stopper.best_epoch, 0) if va_sequences is not None else epochs_run,
+                          self.patience, stopper.monitor if va_sequences is not None else None,
+                          stopped_early=stopper.stopped),
         }
         return self
 

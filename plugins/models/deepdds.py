@@ -210,7 +210,7 @@ class DeepDDSModel(Model):
         from sklearn.metrics import roc_auc_score
         from torch_geometric.data import Batch as GraphBatch
 
-        from synbench.neural import EarlyStopping, device, seed_everything
+        from synbench.neural import EarlyStopping, device, seed_everything, stop_reason
 
         self._check()
         if train.y is None:
@@ -290,6 +290,8 @@ class DeepDDSModel(Model):
         if val_inputs is not None:
             stopper.restore(net)
         best = stopper.best_epoch if val_inputs is not None and stopper.best_epoch >= 0 else epochs - 1
+        stop = stop_reason(epochs, int(self.max_epochs), best + 1, self.patience,
+                           stopper.monitor if val_inputs is not None else None, stopped_early=stopper.stopped)
         self.training_log_ = {
             "epochs_run": epochs,
             "best_epoch": best + 1,  # 1-based
@@ -300,6 +302,7 @@ class DeepDDSModel(Model):
             "seconds_per_epoch": round((time.perf_counter() - started) / max(epochs, 1), 2),
             "n_train_rows": n, "n_valid_rows": 0 if val_inputs is None else val_inputs.n_rows,
             "history": history,
+            **stop,
         }
         return self
 

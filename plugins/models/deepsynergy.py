@@ -20,7 +20,9 @@ The published method, as implemented here:
   refitted on those rows). The authors pass the argmin's 0-based index as the epoch count; here
   the refit runs ``best_epoch`` = index + 1 epochs, the epoch count at the minimum.
   ``patience`` (None = published: run every epoch) stops the first phase early when the trailing
-  moving average has not improved for that many epochs.
+  moving average has not improved for that many epochs. The training log's stop record
+  (``synbench.neural.stop_reason``) describes this first phase: without patience it ends at its
+  cap, and ``improving_at_cap`` says whether the smoothed minimum was at its end.
 
 Extensions, not in the paper: classification trains the same network with a sigmoid output and
 binary cross-entropy (the paper scored classification from the regression output); rows with
@@ -160,7 +162,7 @@ class DeepSynergyModel(Model):
         if valid is not None:
             v_inputs = (torch.from_numpy(valid[0]).to(dev),)
             v_target = torch.from_numpy(valid[1]).reshape(-1, 1).to(dev)
-        history = {"train_loss": [], "val_loss": []}
+        history = {"train_loss": [], "val_loss": [], "stopped_early": False, "diverged": False}
         best_trailing, since_best = np.inf, 0
         t0 = time.perf_counter()
         for _ in range(epochs):
@@ -171,6 +173,7 @@ class DeepSynergyModel(Model):
             history["val_loss"].append(float(loss_fn(predict_tensor(net, v_inputs), v_target)))
             report(f"epoch {len(history['val_loss'])}/{epochs}: validation loss {history['val_loss'][-1]:.4g}")
             if not np.isfinite(history["val_loss"][-1]):
+                history["diverged"] = True
                 break  # diverged: later epochs cannot recover the minimum already recorded
             trailing = float(np.mean(history["val_loss"][-self.smoothing_window:]))
             if trailing < best_trailing:
@@ -178,6 +181,7 @@ class DeepSynergyModel(Model):
             else:
                 since_best += 1
             if self.patience is not None and since_best >= self.patience:
+                history["stopped_early"] = True
                 break
         history["seconds"] = round(time.perf_counter() - t0, 2)
         return net, history
@@ -186,7 +190,7 @@ class DeepSynergyModel(Model):
     def fit(self, train, valid=None) -> "DeepSynergyModel":
         import torch
 
-        from synbench.neural import device, seed_everything
+        from synbench.neural import device, seed_everything, stop_reason
 
         if self.task not in ("regression", "classification"):
             raise ConfigError(f"deepsynergy: unknown task '{self.task}'")
@@ -218,12 +222,16 @@ class DeepSynergyModel(Model):
                                 "train_loss": hist["train_loss"], "val_loss": hist["val_loss"],
                                 "smoothed_val_loss": curve.tolist(), "n_combinations": len(train),
                                 "n_samples": len(y_tr), "seconds": hist["seconds"]}
+            stop = stop_reason(len(hist["train_loss"]), int(self.max_epochs), best_epoch, self.patience,
+                               f"validation loss, centred {int(self.smoothing_window)}-epoch moving average",
+                               stopped_early=hist["stopped_early"], diverged=hist["diverged"])
             # the published refit: train + validation rows, the chosen number of epochs, fresh weights
             X_fit, y_fit = np.vstack([X_tr, X_va]), np.concatenate([y_tr, y_va])
             n_combinations = len(train) + len(valid)
             del X_tr, X_va
         else:  # no validation split: no epoch selection, train for max_epochs
             best_epoch = int(self.max_epochs)
+            stop = stop_reason(best_epoch, best_epoch, best_epoch, self.patience, None, stopped_early=False)
             X_fit, y_fit, n_combinations = X_tr, y_tr, len(train)
         self.normaliser_ = make_normaliser(self.norm).fit(X_fit)
         self.net_, hist = self._train(self.normaliser_.transform(X_fit).astype(np.float32, copy=False), y_fit, best_epoch,
@@ -233,6 +241,8 @@ class DeepSynergyModel(Model):
         log["epochs"] = log.get("selection", {}).get("epochs_run", 0) + best_epoch
         log["best_epoch"] = best_epoch
         log["final_train_loss"] = hist["train_loss"][-1]
+        # why the epoch-selection phase ended; ``epochs`` above counts both phases
+        log.update(stop)
         self.training_log_ = log
         return self
 

@@ -171,7 +171,7 @@ class MarsyModel(Model):
         import torch
         from sklearn.preprocessing import StandardScaler
 
-        from synbench.neural import EarlyStopping, device, predict_tensor, seed_everything, train_epoch
+        from synbench.neural import EarlyStopping, device, predict_tensor, seed_everything, stop_reason, train_epoch
 
         if self.task != "regression":
             raise ConfigError(f"marsy is a regressor (task '{self.task}' is not supported)")
@@ -208,6 +208,11 @@ class MarsyModel(Model):
             val_loss.append(float(_masked_mse(predict_tensor(self.net_, v_inputs), v_target)))
             if check.step(epoch, val_loss[-1], self.net_) or not np.isfinite(val_loss[-1]):
                 break
+        if check is not None:
+            stop = stop_reason(len(train_loss), int(self.max_epochs), check.best_epoch + 1, self.patience, "validation MSE",
+                               stopped_early=check.stopped, diverged=not np.isfinite(val_loss[-1]))
+        else:
+            stop = stop_reason(len(train_loss), int(self.max_epochs), len(train_loss), self.patience, None, stopped_early=False)
         if check is not None and self.restore_best:
             check.restore(self.net_)
         self.training_log_ = {
@@ -217,6 +222,7 @@ class MarsyModel(Model):
             "best_val_loss": check.best_loss if check is not None else None,
             "auxiliary_targets": self.aux_targets_, "n_combinations": len(train), "n_samples": len(Y),
             "seconds": round(time.perf_counter() - t0, 2),
+            **stop,
         }
         return self
 

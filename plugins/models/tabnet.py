@@ -126,7 +126,7 @@ class TabNetModel(Model):
         import torch
         from pytorch_tabnet.tab_model import TabNetClassifier, TabNetRegressor
 
-        from synbench.neural import device, seed_everything
+        from synbench.neural import device, seed_everything, stop_reason
 
         self._check()
         seed_everything(self.seed)
@@ -185,6 +185,10 @@ class TabNetModel(Model):
             "n_valid": len(eval_set[0][1]) if eval_set else 0,
             "target_scale": [self.y_mean_, self.y_scale_],
             "seconds": round(time.perf_counter() - t0, 2),
+            # pytorch-tabnet sets ``_stop_training`` when its early-stopping callback ends the fit
+            **stop_reason(epochs_run, int(self.max_epochs), int(self.estimator_.best_epoch) + 1 if eval_set else epochs_run,
+                          int(self.patience) if eval_set else None, metric,
+                          stopped_early=bool(eval_set) and bool(getattr(self.estimator_, "_stop_training", False))),
         }
         log.info("tabnet: %d epochs, best %s", epochs_run, self.training_log_["best_epoch"])
         return self

@@ -1,6 +1,6 @@
 """TreeComb: gradient-boosted trees (XGBoost) on tabular features (BAITSAO baseline).
 
-Under the ``strong`` protocol the forest grows up to 1,000 trees and stops early when the inner
+Under the ``strong`` protocol the forest grows up to 2,000 trees and stops early when the inner
 validation split has not improved for 50 rounds (the validation rows then train nothing, like
 every early-stopped model); under ``table1`` it searches BAITSAO's Table 1 ranges at XGBoost's
 default learning rate, as the paper did.
@@ -26,7 +26,7 @@ class TreeCombModel(TabularModel):
     search_spaces = {
         "table1": search_space,
         "strong": {
-            "n_estimators": 1000, "early_stopping_rounds": 50,  # fixed: the cap, and early stopping
+            "n_estimators": 2000, "early_stopping_rounds": 50,  # fixed: the cap, and early stopping
             "learning_rate": Real(0.02, 0.3, log=True),
             "max_depth": Integer(4, 12),
             "min_child_weight": Real(1.0, 20.0, log=True),
@@ -35,6 +35,10 @@ class TreeCombModel(TabularModel):
         },
     }
     profiles = {**DEFAULT_PROFILES,
+                "quick": Profile(params={"n_estimators": 300}, search_trials=DEFAULT_PROFILES["quick"].search_trials,
+                                 search_max_rows=DEFAULT_PROFILES["quick"].search_max_rows,
+                                 fit_max_rows=DEFAULT_PROFILES["quick"].fit_max_rows,
+                                 description=DEFAULT_PROFILES["quick"].description + "; at most 300 trees"),
                 "smoke": Profile(params={"n_estimators": 10}, description="10 trees, no search")}
 
     def __init__(self, task="regression", seed=0, max_depth=10, n_estimators=50, min_child_weight=1,
@@ -62,13 +66,18 @@ class TreeCombModel(TabularModel):
                    max_cached_hist_node=128)
 
     def fit_estimator(self, estimator, X, y, X_valid=None, y_valid=None):
+        from synbench.neural import improving_window
+
         if self.uses_validation and X_valid is not None:
             estimator.fit(X, y, eval_set=[(X_valid, y_valid)], verbose=False)
             best = int(estimator.best_iteration) + 1
             grown = int(estimator.get_booster().num_boosted_rounds())
+            stopped = "early stopping" if grown < self.n_estimators else "cap"
+            # the torch models' rule (synbench.neural.improving_window), counted in trees
+            improving = stopped == "cap" and grown - best < improving_window(self.early_stopping_rounds, self.n_estimators)
             self.training_log_ = {"trees_grown": grown, "best_trees": best, "max_trees": self.n_estimators,
-                                  "patience": self.early_stopping_rounds,
-                                  "stopped": "early stopping" if grown < self.n_estimators else "cap"}
+                                  "patience": self.early_stopping_rounds, "stopped": stopped,
+                                  "improving_at_cap": bool(improving)}
             return estimator
         return estimator.fit(X, y)
 
