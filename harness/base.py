@@ -147,6 +147,12 @@ class Profile:
     # for a first board in minutes, recorded and flagged on the board
     fit_max_rows: int | None = None
 
+    def with_params(self, note: str = "", **params) -> "Profile":
+        """The same budget with fixed parameters added (a model's own bound, e.g. its tree count)."""
+        from dataclasses import replace
+
+        return replace(self, params={**self.params, **params}, description=self.description + (f"; {note}" if note else ""))
+
 
 # Trials of hyperparameter search per job, identical for every model of a profile.
 SEARCH_TRIALS = {"paper": 50, "cpu": 12, "quick": 4, "smoke": 0}

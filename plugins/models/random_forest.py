@@ -20,10 +20,7 @@ class RandomForestModel(TabularModel):
         "min_samples_leaf": Integer(1, 20, log=True),
     }
     profiles = {**DEFAULT_PROFILES,
-                "quick": Profile(params={"n_estimators": 100}, search_trials=DEFAULT_PROFILES["quick"].search_trials,
-                                 search_max_rows=DEFAULT_PROFILES["quick"].search_max_rows,
-                                 fit_max_rows=DEFAULT_PROFILES["quick"].fit_max_rows,
-                                 description=DEFAULT_PROFILES["quick"].description + "; 100 trees"),
+                "quick": DEFAULT_PROFILES["quick"].with_params(n_estimators=100, note="100 trees"),
                 "smoke": Profile(params={"n_estimators": 20}, description="20 trees, no search")}
     # the same ranges under both protocols, and a forest's predictions do not change when the
     # target is standardised and inverted: it runs once per grid, under the first protocol

@@ -35,10 +35,7 @@ class TreeCombModel(TabularModel):
         },
     }
     profiles = {**DEFAULT_PROFILES,
-                "quick": Profile(params={"n_estimators": 300}, search_trials=DEFAULT_PROFILES["quick"].search_trials,
-                                 search_max_rows=DEFAULT_PROFILES["quick"].search_max_rows,
-                                 fit_max_rows=DEFAULT_PROFILES["quick"].fit_max_rows,
-                                 description=DEFAULT_PROFILES["quick"].description + "; at most 300 trees"),
+                "quick": DEFAULT_PROFILES["quick"].with_params(n_estimators=300, note="at most 300 trees"),
                 "smoke": Profile(params={"n_estimators": 10}, description="10 trees, no search")}
 
     def __init__(self, task="regression", seed=0, max_depth=10, n_estimators=50, min_child_weight=1,
