@@ -216,6 +216,11 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
                 itself = False
             if all(r.get("target_scaling") is None for r in regression):
                 flags.append("target scaled by the model itself" if itself else "raw target")
+        # tabular baselines read drug pairs in both orders by default; one pooling the drugs instead
+        # (the SVM, to keep a kernel fit affordable) reads a different design, and the board says so
+        pooled = {str((r.get("params") or {}).get("combine")) for r in recs} & {"mean", "sum"}
+        if pooled and _is_tabular(key[0]):
+            flags.append(f"drugs pooled ({'/'.join(sorted(pooled))}), not both orders")
         constant = sum(bool(r.get("constant_prediction")) for r in recs)
         if constant and key[0] != "constant":
             flags.append(f"constant prediction ({constant}/{n})")
@@ -230,6 +235,15 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
             flags.append(f"stopped at its cap ({capped}/{n})")
         rows.append(dict(zip(METHOD_COLS, key), trials="/".join(map(str, trials)), flags="; ".join(flags)))
     return pd.DataFrame(rows, columns=METHOD_COLS + ["trials", "flags"])
+
+
+def _is_tabular(model: str) -> bool:
+    from .tabular import TabularModel
+
+    try:
+        return issubclass(get_registry().model(model), TabularModel)
+    except Exception:  # a model no longer installed
+        return False
 
 
 def _fit_max_rows(model: str, profile: str) -> int | None:

@@ -235,3 +235,15 @@ def test_config_sets_the_data_directory_once(tmp_path):
     assert f"data directory: {data}" in listing.stdout
     bad = _cli("config", "data-dir", str(tmp_path / "missing"), env=env)
     assert bad.returncode == 2 and "does not exist" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_tabular_baseline_that_pools_the_drugs_is_flagged():
+    from synbench.leaderboard import method_flags
+
+    def record(model, combine):
+        return {"job": {"model": model, "featurizers": ["chem"], "profile": "cpu", "protocol": "strong", "params": {}},
+                "task": "classification", "params": {"combine": combine}, "search_summary": {"n_trials": 12}}
+
+    flags = method_flags([record("svm", "mean"), record("treecomb", "concat"), record("baitsao", "mean")]).set_index("model")["flags"]
+    assert "drugs pooled (mean)" in flags["svm"]
+    assert "pooled" not in flags["treecomb"] and "pooled" not in flags["baitsao"]  # BAITSAO's pooling is its method
