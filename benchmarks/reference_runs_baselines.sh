@@ -2,7 +2,7 @@
 # The classical baselines under both search protocols (issue: fair, strong baselines), resumable:
 # stored jobs are skipped, so re-running after an interruption continues where it stopped. Every
 # model gets the same 12 Optuna trials on 5,000 inner-training rows (`cpu` profile) and the final
-# fit on every training row. Ordered so that the headline (D1, strong) lands first.
+# fit on every training row. Ordered so that the headline (`strong` on D1, D3, ZIP) lands first.
 #
 #   SYNBENCH_DATA_DIR=../shared/data nohup benchmarks/reference_runs_baselines.sh > baselines.log 2>&1 &
 #
@@ -15,14 +15,17 @@ BASELINES=lasso,elastic-net,svm,treecomb,random-forest
 DRY_RUN=${SYNBENCH_DRY_RUN:+--dry-run}
 run() { echo "== synbench run $*"; synbench run "$@" --profile cpu $DRY_RUN || echo "!! failed: $*"; }
 
-# D1 (O'Neil, DeepSynergy's published folds): strong first, then BAITSAO's Table 1 ranges
+# strong first on every dataset (the verdicts rest on it), then BAITSAO's Table 1 ranges.
+# D1 (O'Neil, DeepSynergy's published folds)
 run -d d1-oneil -m $BASELINES --protocol strong --out results/d1-oneil-cpu
-run -d d1-oneil -m $BASELINES --protocol table1 --out results/d1-oneil-cpu
 # D3 (DeepDDS labels) on random folds that keep replicates together: a new store, since the old
 # one's folds let 2.4 % of test rows sit beside a replicate in training
-run -d d3-deepdds -m $BASELINES --protocol strong,table1 --out results/d3-deepdds
+run -d d3-deepdds -m $BASELINES --protocol strong --out results/d3-deepdds
 # O'Neil ZIP on D1's folds
-run -d oneil-drugcomb -t zip -m $BASELINES --protocol strong,table1 --out results/oneil-zip-cpu
+run -d oneil-drugcomb -t zip -m $BASELINES --protocol strong --out results/oneil-zip-cpu
+run -d d1-oneil -m $BASELINES --protocol table1 --out results/d1-oneil-cpu
+run -d d3-deepdds -m $BASELINES --protocol table1 --out results/d3-deepdds
+run -d oneil-drugcomb -t zip -m $BASELINES --protocol table1 --out results/oneil-zip-cpu
 # the pair design against BAITSAO's mean pooling, and seeds 1-2 on D1
 run -d d1-oneil -m $BASELINES --protocol strong -p combine=mean --out results/d1-oneil-cpu
 run -d d1-oneil -m $BASELINES --protocol strong --seeds 1,2 --out results/d1-oneil-cpu
