@@ -75,6 +75,9 @@ class Real:
     low: float
     high: float
     log: bool = False
+    # the sides ("low", "high") that are the parameter's own limits (a dropout of 0, a subsample of
+    # 1): a value chosen there is not "on the edge of the range", since no wider range exists
+    limits: tuple = ()
 
     def rvs(self, random_state=None):
         rng = np.random.default_rng(random_state) if not isinstance(random_state, np.random.RandomState) else random_state
@@ -90,6 +93,7 @@ class Integer:
     low: int
     high: int
     log: bool = False
+    limits: tuple = ()  # as for Real: sides that are the parameter's own limits (a leaf size of 1)
 
     def rvs(self, random_state=None):
         rng = np.random.default_rng(random_state) if not isinstance(random_state, np.random.RandomState) else random_state
@@ -157,12 +161,20 @@ class Profile:
 # Trials of hyperparameter search per job, identical for every model of a profile.
 SEARCH_TRIALS = {"paper": 50, "cpu": 12, "quick": 4, "smoke": 0}
 
+# Steps a trial runs before the search may prune it (``Model.prune_warmup_steps``): boosting
+# reports every round and a slow learner needs hundreds to show its worth; an epoch of a network
+# is a whole pass over the rows, so a few epochs tell a hopeless trial apart
+PRUNE_WARMUP_STEPS = 300
+PRUNE_WARMUP_EPOCHS = 5
+
 DEFAULT_PROFILES = {
     "paper": Profile(search_trials=SEARCH_TRIALS["paper"], description="published settings and a full search"),
     "cpu": Profile(search_trials=SEARCH_TRIALS["cpu"], search_max_rows=5000,
                    description="bounded for a laptop CPU: 12 trials on 5,000 inner-training rows"),
-    "quick": Profile(search_trials=SEARCH_TRIALS["quick"], search_max_rows=3000, fit_max_rows=6000,
-                     description="a first board in minutes: 4 trials on 3,000 rows, final fit on 6,000 rows"),
+    # sized so that the five classical baselines on D1 (both targets, five folds) finish in under
+    # 15 minutes on two cores (benchmarks/main_job.sh); a search trial costs what a fit on its rows does
+    "quick": Profile(search_trials=SEARCH_TRIALS["quick"], search_max_rows=2000, fit_max_rows=5000,
+                     description="a first board in minutes: 4 trials on 2,000 rows, final fit on 5,000 rows"),
     "smoke": Profile(search_trials=0, description="seconds, for tests"),
 }
 
@@ -181,7 +193,9 @@ class Model(Plugin):
     ``search_space``), ``profiles`` (budgets), and ``uses_validation`` (True when ``fit`` needs
     ``valid`` for early stopping). A model may report ``(step, validation value)`` during ``fit``
     through ``self.report_progress_`` (set by the harness while searching) so that a hopeless
-    trial is pruned; :class:`synbench.runner.TrialPruned` raised from it ends the fit.
+    trial is pruned; :class:`synbench.runner.TrialPruned` raised from it ends the fit. The search
+    prunes no trial before step ``prune_warmup_steps`` (boosting rounds, or epochs for a network).
+    While searching, ``predict(valid)`` scores the trial, so ``fit`` must not train on ``valid``.
     """
 
     tasks: ClassVar[tuple[str, ...]] = ("regression", "classification")
@@ -190,6 +204,7 @@ class Model(Plugin):
     search_spaces: ClassVar[dict[str, dict[str, Any]]] = {}
     profiles: ClassVar[dict[str, Profile]] = DEFAULT_PROFILES
     uses_validation: ClassVar[bool] = False
+    prune_warmup_steps: ClassVar[int] = PRUNE_WARMUP_STEPS
     # True for a model that standardises a regression target inside ``fit`` (flagged on the board
     # when the protocol does not scale targets for every model)
     scales_target_itself: ClassVar[bool] = False
@@ -225,6 +240,13 @@ class Model(Plugin):
     def fit(self, train: Batch, valid: Batch | None = None) -> "Model":
         raise NotImplementedError
 
+    def report_validation(self, step: int, loss: float) -> None:
+        """Hand the search the validation loss at ``step`` (1-based epoch or round); a no-op outside
+        a search, and for a non-finite loss (the model's own rule handles divergence)."""
+        report = getattr(self, "report_progress_", None)
+        if report is not None and np.isfinite(loss):
+            report(int(step), float(loss))
+
     def predict(self, batch: Batch) -> np.ndarray:
         raise NotImplementedError
 
@@ -234,4 +256,4 @@ class Model(Plugin):
 
 
 __all__ = ["Plugin", "Dataset", "Featurizer", "Model", "Real", "Integer", "Categorical", "Profile", "DEFAULT_PROFILES",
-           "SEARCH_TRIALS", "PROTOCOLS", "DEFAULT_PROTOCOL", "FeatureSet", "Batch"]
+           "SEARCH_TRIALS", "PRUNE_WARMUP_STEPS", "PRUNE_WARMUP_EPOCHS", "PROTOCOLS", "DEFAULT_PROTOCOL", "FeatureSet", "Batch"]

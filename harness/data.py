@@ -21,6 +21,7 @@ TaskType = Literal["regression", "classification"]
 TASK_TYPES = ("regression", "classification")
 CELL = "cell_line"
 N_DRUGS = "n_drugs"
+TISSUE = "tissue"  # the cell-line table's optional tissue column (the tissue split schemes group by it)
 # A finite label this large is a unit or parsing error (synergy scores are in the hundreds at
 # most), and its square overflows every error metric.
 MAX_ABS_LABEL = 1e9
@@ -120,6 +121,13 @@ class SynergyData:
     def entity_rows(self) -> pd.DataFrame:
         """The entity columns only: drugs, cell line and k; what a model may see of a row."""
         return self.combinations[self.drug_columns + [CELL, N_DRUGS]]
+
+    def row_tissues(self) -> np.ndarray | None:
+        """The tissue of each row's cell line (the cell-line table's ``tissue`` column), or None
+        when the dataset records none. An entity attribute, not a label."""
+        if TISSUE not in self.cell_lines.columns:
+            return None
+        return self.combinations[CELL].map(self.cell_lines[TISSUE]).to_numpy(dtype=object)
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> "SynergyData":
@@ -264,6 +272,10 @@ class Batch:
     ``y`` is aligned with ``rows`` (None at prediction time). ``target`` names what ``y`` holds.
     ``aux`` holds the dataset's other targets for the same rows (by name, task types in
     ``aux_tasks``), for multi-task models; the runner gives them for training rows only.
+    ``tissue`` is the tissue of each row's cell line (None when the dataset has none) and ``group``
+    the group the fold holds out (:func:`synbench.splits.fold_groups`: the target tissue of the
+    tissue schemes, else None). Neither is a label, so every side carries them: a transfer model
+    finds the target tissue's few-shot training rows with them.
     """
 
     rows: pd.DataFrame
@@ -273,6 +285,8 @@ class Batch:
     target: str | None = None
     aux: dict[str, np.ndarray] | None = None
     aux_tasks: dict[str, str] | None = None
+    tissue: np.ndarray | None = None
+    group: str | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -281,4 +295,4 @@ class Batch:
         pos = self.rows.index.get_indexer(row_ids)
         aux = None if self.aux is None else {name: values[pos] for name, values in self.aux.items()}
         return Batch(self.rows.iloc[pos], self.features, self.task, None if self.y is None else self.y[pos],
-                     self.target, aux, self.aux_tasks)
+                     self.target, aux, self.aux_tasks, None if self.tissue is None else self.tissue[pos], self.group)

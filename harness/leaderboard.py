@@ -204,8 +204,11 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
         if bounded:
             flags.append(f"fit on {min(_fit_max_rows(key[0], p) for p in bounded):,} rows")
         edges: dict[str, int] = {}
-        for s in summaries:
+        for s, r in zip(summaries, recs):
+            limits = _param_limits(key[0], r)
             for name, side in (s.get("edge_params") or {}).items():
+                if side in limits.get(name, ()):  # stored before the space declared the limit
+                    continue
                 edges[f"{name} {side}"] = edges.get(f"{name} {side}", 0) + 1
         flags += [f"edge: {e} ({c}/{n})" for e, c in sorted(edges.items())]
         regression = [r for r in recs if r.get("task") == "regression"]
@@ -244,6 +247,16 @@ def _is_tabular(model: str) -> bool:
         return issubclass(get_registry().model(model), TabularModel)
     except Exception:  # a model no longer installed
         return False
+
+
+def _param_limits(model: str, record: dict) -> dict[str, tuple]:
+    """The sides of each searched parameter that are its own limits, from the model's current
+    declaration (a model no longer installed declares none)."""
+    try:
+        space = get_registry().model(model).space_for(record["job"].get("protocol", ""), record.get("task"))
+    except Exception:
+        return {}
+    return {name: getattr(spec, "limits", ()) for name, spec in space.items()}
 
 
 def _fit_max_rows(model: str, profile: str) -> int | None:

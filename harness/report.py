@@ -502,7 +502,8 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     if runs.duplicates:
         intro.append(f"{runs.duplicates} jobs appear in more than one store with the same predictions; each is counted once.")
     rep.add(" ".join(intro))
-    sections = ["Summary", "Leaderboard", "Fold-level results", "Predictions", "Paired tests", "Baseline strength", "Published figures",
+    group_of = {r["job_id"]: r["fold_group"] for r in runs.records if r.get("fold_group")}
+    sections = ["Summary", "Leaderboard"] + (["Per held-out group"] if group_of else []) + ["Fold-level results", "Predictions", "Paired tests", "Baseline strength", "Published figures",
                 "Runtime and memory", "Selected hyperparameters", "Provenance"]
     rep.add("Contents: " + " · ".join(f"[{s}](#{_slug(s)})" for s in sections))
 
@@ -577,6 +578,25 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         rep.add("### Average rank across all datasets",
                 md_table(["method"] + [f"avg rank {m}" for m in wide.columns],
                          [[i] + [_num(v, 2) for v in row] for i, row in zip(wide.index, wide.to_numpy())]))
+
+    # -- per held-out group: under the tissue schemes a fold is one target tissue, so the fold-level
+    # numbers are the per-tissue results (a mean over tissues hides which ones transfer)
+    if group_of:
+        rep.add("## Per held-out group",
+                "Under `leave-tissue-out` and `tissue-few-shot` each fold holds out one tissue: its test rows are that "
+                "tissue's combinations. Each cell is a method's score on one target tissue (mean over seeds where there "
+                "are several); the last column is the mean over tissues, as on the leaderboard; methods best first.")
+        for _, c in cells.iterrows():
+            cell = metrics[(metrics["dataset"] == c["dataset"]) & (metrics["target"] == c["target"]) & (metrics["split"] == c["split"])]
+            cell = cell.assign(group=cell["job_id"].map(group_of)).dropna(subset=["group"])
+            for metric in [m for m in names if m in set(cell["metric"])]:
+                values = cell[cell["metric"] == metric]
+                table = values.pivot_table(index="method", columns="group", values="value", aggfunc="mean")
+                table = table.assign(_mean=table.mean(axis=1)).sort_values(
+                    "_mean", ascending=not known[metric].higher_is_better, kind="stable")
+                rows = [[labels.names[m]] + [_num(v) for v in row] for m, row in zip(table.index, table.to_numpy())]
+                rep.add(f"### {md_text(c['dataset'])} / {md_text(c['target'])} [{md_text(c['split'])}] {metric}",
+                        md_table(["method"] + [str(g) for g in table.columns[:-1]] + ["mean over groups"], rows))
 
     # -- box plots
     rep.add("## Fold-level results",

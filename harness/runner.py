@@ -22,24 +22,22 @@ import numpy as np
 import pandas as pd
 
 from . import progress, provenance
-from .base import DEFAULT_PROTOCOL, PROTOCOLS, SEARCH_TRIALS, Categorical, Integer, Profile, Real, is_distribution
+# PRUNE_WARMUP_STEPS: the default warm-up of the search's pruner (a model sets its own)
+from .base import (DEFAULT_PROTOCOL, PROTOCOLS, PRUNE_WARMUP_STEPS, SEARCH_TRIALS, Categorical, Integer, Profile, Real,
+                   is_distribution)
 from .data import Batch, SynergyData
 from .errors import ConfigError, SynbenchError
 from .features import featurize, parse_spec
 from .metrics import score_predictions
 from .registry import get_registry, suggest
-from .splits import (CROSS, EXTERNAL, check_scheme, check_splits, describe_coverage, entity_coverage, fold_ids, make_splits,
-                     n_folds_of, with_cross, with_external)
+from .splits import (CROSS, EXTERNAL, check_scheme, check_splits, describe_coverage, entity_coverage, fold_groups, fold_ids,
+                     make_splits, n_folds_of, with_cross, with_external)
 from .store import Store
 
 SELECTION_METRIC = {"regression": ("mse", False), "classification": ("roc_auc", True)}
 LEGACY_PROTOCOL = "table1"
 # protocols under which the harness standardises every regression target with training statistics
 SCALED_PROTOCOLS = ("strong",)
-
-
-# steps (boosting rounds, epochs) a trial runs before the search may prune it
-PRUNE_WARMUP_STEPS = 300
 
 
 class TrialPruned(Exception):
@@ -224,7 +222,9 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
                     # a model with nothing to tune runs no trials, whatever the run's budget
                     tuned = {k for k, v in model_cls.space_for(protocol, task).items()
                              if is_distribution(v) and k not in dict(model_params[model_name])}
-                    job_trials = n_trials if tuned and resolve_profile(model_cls, profile).search_trials > 0 else 0
+                    # a profile without search (smoke) runs none unless --trials asks for it
+                    searched = trials is not None or resolve_profile(model_cls, profile).search_trials > 0
+                    job_trials = n_trials if tuned and searched else 0
                     for s in seeds:
                         for f in chosen_folds:
                             jobs.append(Job(ds_name, t, model_name, feats, profile, scheme, n, f, int(s),
@@ -332,7 +332,8 @@ def edge_params(chosen: dict, space: dict, margin: float = 0.02) -> dict[str, st
                 edges[name] = "low"
             elif position >= 1 - margin:
                 edges[name] = "high"
-    return edges
+    # a side that is the parameter's own limit cannot be widened: not an edge
+    return {name: side for name, side in edges.items() if side not in getattr(space[name], "limits", ())}
 
 
 def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, search_space: dict,
@@ -360,10 +361,11 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
     dists, decode = _distributions(search_space)
     # a third of the trials explore at random before TPE models the good region
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, n_trials // 3), multivariate=True)
-    # Prune only a trial in the worst quarter of those seen at the same step, and only after a long
-    # warm-up: early in training a slow learner (boosting at a low learning rate) looks worse than
-    # it ends, and a median rule from the first steps pruned most trials of every boosting search
-    pruner = optuna.pruners.PercentilePruner(25.0, n_startup_trials=4, n_warmup_steps=PRUNE_WARMUP_STEPS)
+    # Prune only a trial in the worst quarter of those seen at the same step, and only after the
+    # model's warm-up: early in training a slow learner (boosting at a low learning rate) looks worse
+    # than it ends, and a median rule from the first steps pruned most trials of every boosting search
+    warmup = int(getattr(model, "prune_warmup_steps", PRUNE_WARMUP_STEPS))
+    pruner = optuna.pruners.PercentilePruner(25.0, n_startup_trials=4, n_warmup_steps=warmup)
     study = optuna.create_study(direction="maximize" if higher else "minimize", sampler=sampler, pruner=pruner)
     trials = []
     for i in range(n_trials):
@@ -394,7 +396,7 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         trials.append({"params": config, metric_name: score, "state": "complete" if np.isfinite(score) else "failed",
                        "seconds": round(time.perf_counter() - t0, 2)})
-    summary = {"sampler": "optuna TPE (multivariate)", "pruner": f"percentile 25 after {PRUNE_WARMUP_STEPS} steps", "n_trials": n_trials,
+    summary = {"sampler": "optuna TPE (multivariate)", "pruner": f"percentile 25 after {warmup} steps", "n_trials": n_trials,
                "budget": "trials", "rows": len(search_train), "metric": metric_name,
                "pruned": sum(t["state"] == "pruned" for t in trials)}
     finite = [t for t in trials if t["state"] == "complete"]
@@ -534,8 +536,22 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
     # the dataset's other targets of the same rows, for multi-task models (training rows only)
     others = [t for t in data.targets.values() if t.name != job.target]
     aux = {t.name: t.values(data.combinations).to_numpy(dtype=float) for t in others} or None
+    if aux and scaling is not None:
+        # the other regression targets too, each with its own training statistics: a multi-task
+        # loss (MARSY's) then weighs the tasks as on standardised data, not by their units
+        positions = data.combinations.index.get_indexer(ids["train"].append(ids["valid"]))
+        for t in others:
+            if t.task == "regression":
+                values = aux[t.name]
+                fit = values[positions][np.isfinite(values[positions])]
+                if len(fit):
+                    sd = float(fit.std()) or 1.0
+                    aux[t.name] = (values - float(fit.mean())) / sd
+        scaling["auxiliary_targets"] = "each regression target standardised with its own training statistics"
     aux_tasks = {t.name: t.task for t in others} or None
-    full = Batch(entity_rows, features, target.task, y, job.target, aux, aux_tasks)
+    # each row's tissue and the fold's held-out group (target tissue) are not labels: every side gets them
+    full = Batch(entity_rows, features, target.task, y, job.target, aux, aux_tasks, data.row_tissues(),
+                 fold_groups(shared.splits[job.split_key]).get(job.fold))
     inner_train, inner_valid = full.subset(ids["train"]), full.subset(ids["valid"])
     test = full.subset(ids["test"])
     test.y, test.aux = None, None  # a model never sees test labels, of this target or any other
@@ -600,6 +616,9 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
                       "threads": n_threads(), "device": getattr(final, "device_", "cpu")},
         "training": getattr(final, "training_log_", None),  # e.g. epochs run, best epoch, losses
         "feature_info": {name: fs.info for name, fs in features.items()},
+        # tissue schemes: the group (target tissue) the fold holds out, for per-tissue reporting
+        **({"fold_group": fold_groups(shared.splits[job.split_key])[job.fold]}
+           if job.fold in fold_groups(shared.splits[job.split_key]) else {}),
         # cross-dataset jobs: the test drugs and cell lines no training row has
         **({"coverage": entity_coverage(data, ids["train"].append(ids["valid"]), ids["test"])} if job.split.startswith(CROSS) else {}),
         "provenance": {"versions": provenance.package_versions(), "git_commit": provenance.git_commit(),

@@ -35,12 +35,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data import CELL, SynergyData
+from .data import CELL, TISSUE, SynergyData  # TISSUE: the cell-line column the tissue schemes group by
 from .errors import ConfigError, SplitError
 
 SCHEMES = ("published", "random", "leave-combination-out", "leave-drug-out", "leave-cell-out", "leave-tissue-out")
 VALID_FRACTION = 0.1
-TISSUE = "tissue"  # the cell-line table's column the tissue schemes group by
 LEAVE_TISSUE_OUT = "leave-tissue-out"
 FEW_SHOT = "tissue-few-shot"
 CROSS = "cross:"

@@ -22,6 +22,7 @@ BUILTIN_PLUGINS = [
     "synbench.plugins.models.lasso",
     "synbench.plugins.models.marsy",
     "synbench.plugins.models.svm",
+    "synbench.plugins.models.synergy_transfer",
     "synbench.plugins.models.treecomb",
     "synbench.plugins.models.random_forest",
     "synbench.plugins.models.elastic_net",

@@ -77,8 +77,20 @@ def test_multitask_log_variances_move_and_single_task_ablation(fold0):
     norms = model.net_.trunk.norm1
     assert len(norms) == 2 and not np.allclose(norms[0].running_mean.numpy(), norms[1].running_mean.numpy())
     assert np.corrcoef(model.predict(test), y_test)[0, 1] > 0.5  # it learns the mock signal
-    single = BaitsaoModel(seed=0, multitask=False, **SMOKE).fit(train, valid)
+    single = BaitsaoModel(seed=0, task_mode="single", **SMOKE).fit(train, valid)
     assert single.training_log_["tasks"] == {"score": "regression"} and single.training_log_["log_variances"] is None
+
+
+def test_bf16_autocast_trains_the_same_network_to_a_similar_fit(fold0):
+    train, valid, test, y_test = fold0
+    fp32 = BaitsaoModel(seed=0, **SMOKE).fit(train, valid)
+    bf16 = BaitsaoModel(seed=0, bf16=True, **SMOKE).fit(train, valid)
+    assert bf16.training_log_["precision"].startswith("bf16") and fp32.training_log_["precision"] == "fp32"
+    # weights stay fp32; the low-precision forward passes change the path a little, not the fit
+    assert all(p.dtype.is_floating_point and p.dtype.itemsize == 4 for p in bf16.net_.parameters())
+    assert not np.allclose(bf16.predict(test), fp32.predict(test))
+    assert np.corrcoef(bf16.predict(test), y_test)[0, 1] > 0.5
+    assert BaitsaoModel.profiles["cpu"].params["bf16"] is True
 
 
 @pytest.mark.parametrize("rule", ["sum", "stack"])

@@ -68,6 +68,21 @@ def test_edge_of_range_is_flagged():
     assert edge_params({"C": 3.0, "depth": 8, "lr": 0.01}, space) == {"lr": "low"}
 
 
+def test_a_parameters_own_limit_is_not_an_edge():
+    from synbench.leaderboard import method_flags
+
+    # a leaf size of 1 or a subsample of 1.0 cannot be widened: only the other side is an edge
+    space = {"leaf": Integer(1, 20, limits=("low",)), "subsample": Real(0.5, 1.0, limits=("high",))}
+    assert edge_params({"leaf": 1, "subsample": 1.0}, space) == {}
+    assert edge_params({"leaf": 20, "subsample": 0.5}, space) == {"leaf": "high", "subsample": "low"}
+    # records stored before the space declared its limits lose the flag on the board too
+    record = {"job": {"model": "random-forest", "featurizers": ["chem"], "profile": "cpu", "protocol": "strong", "params": {}},
+              "task": "regression", "params": {}, "target_scaling": {"method": "standardise"},
+              "search_summary": {"n_trials": 12, "edge_params": {"min_samples_leaf": "low", "max_features": "high"}}}
+    flags = method_flags([record]).iloc[0]["flags"]
+    assert "max_features high" in flags and "min_samples_leaf" not in flags
+
+
 def _mock_job(model, protocol="strong", params=(), target="score", fold=0, trials=0):
     return Job("mock", target, model, ("chem:n_bits=256", "expression:n_genes=500") if model != "constant" else (), "smoke",
                "published", 5, fold, 0, tuple(params), protocol, trials)

@@ -134,6 +134,17 @@ def test_few_shot_runs_end_to_end_and_the_board_names_the_scenario(tmp_path):
     board = subprocess.run([sys.executable, "-m", "synbench.cli", "leaderboard", str(out), "--no-write"],
                            capture_output=True, text=True, timeout=300)
     assert board.returncode == 0 and "[tissue-few-shot:fraction=0.3]" in board.stdout
+    # each record names its target tissue, and the report gives the score per tissue
+    assert {r["job"]["fold"]: r["fold_group"] for r in records} == {0: "breast", 1: "colon", 2: "lung"}
+    from synbench import report
+
+    text = report.build([out]).to_markdown("figures")
+    section = text.split("## Per held-out group", 1)[1].split("\n## ", 1)[0].split(" pcc\n", 1)[1]
+    header = next(line for line in section.splitlines() if line.startswith("| method"))
+    assert header.split("|")[2:6] == [" breast ", " colon ", " lung ", " mean over groups "]
+    by_fold = {r["job"]["fold"]: r["metrics"]["pcc"] for r in records}
+    lasso = next(line for line in section.splitlines() if line.startswith("| lasso"))
+    assert [c.strip() for c in lasso.split("|")[2:5]] == [f"{by_fold[f]:.3f}" for f in (0, 1, 2)]
 
 # -- cross-dataset ---------------------------------------------------------------------------------
 def _training_side(data):

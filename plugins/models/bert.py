@@ -22,10 +22,75 @@ or binary cross-entropy on the logit (classification, sigmoid at prediction). Ad
 After every epoch the loss on the inner validation split is computed and the weights of the best
 epoch are restored at the end (``patience`` stops earlier); the test fold is never seen.
 
-Budget options (all off in the ``paper`` profile): ``freeze_layers`` freezes the embeddings and
-that many lower transformer layers (kept in inference mode); ``rows_per_epoch`` trains each epoch
-on a fresh random subsample of the training rows; ``valid_rows`` scores epochs on a fixed random
-subsample of the validation rows.
+Training strategy (``-p strategy=...``; each is its own method on the leaderboard, since ``-p``
+parameters are part of a method's label):
+
+- ``full`` (the default, and what every record without a ``strategy`` parameter ran): all
+  encoder weights train with the head (the pooler, unused, stays frozen). ``freeze_layers`` > 0
+  freezes the embeddings and that many lower layers (partial fine-tuning; the former ``cpu``
+  profile ran ``freeze_layers=4``) and is refused with the other strategies.
+- ``lora``: the encoder's weights are frozen and peft's LoRA adapters are trained on the
+  attention projections of every layer (:data:`LORA_TARGETS` = query, key, value; ``lora_r`` 8,
+  ``lora_alpha`` 16, so the update is scaled by alpha / r = 2; ``lora_dropout`` 0.1; no bias
+  training), together with the head: 110,592 adapter weights + 385 head weights of 22.8 M. After
+  training the adapters are merged into the weights (``merge_and_unload``), so prediction costs
+  what full fine-tuning's does.
+- ``frozen``: the encoder is a fixed feature extractor and only the head (385 weights) trains.
+  Each distinct input sequence is encoded once (dropout off) and its pooled vector is kept in the
+  embedding cache (:func:`synbench.text_encoders.embed`, encoder ``bert-frozen``, keyed by the
+  exact token ids, the weights' package version and the pooling), so other folds, targets and
+  runs of the same dataset reuse it; delete ``<cache>/embeddings/bert-frozen`` to re-encode. The
+  drug-order shuffling becomes two views per row (given and reversed drug order; for a triple
+  the reversed order is the one extra order), one drawn per row and epoch.
+
+``training_log_`` (stored as the record's ``training``) holds ``strategy``,
+``trainable_parameters``, ``total_parameters`` (adapters included), ``trainable_share``, the
+LoRA configuration (``lora``), the one-off encoding time (``encode_seconds``, frozen),
+``max_length`` and ``truncated_share`` (share of training rows the length budget cut; details per
+split in ``text``); the runner adds the job's wall times and peak resident memory
+(``timing``, ``resources.peak_memory_mb``). ``benchmarks/bert_strategies.py`` measures the cost
+of the three strategies side by side.
+
+Budget options (all off in the ``paper`` profile): ``freeze_layers`` (above); ``rows_per_epoch``
+trains each epoch on a fresh random subsample of the training rows; ``valid_rows`` scores epochs
+on a fixed random subsample of the validation rows.
+
+Token budget, measured on D1 (and D3) with the ``description`` featurizer: a row reads 444 tokens
+on average ([CLS] and [SEP]s included; median 448, 95th percentile 489, 99th 502, largest 517;
+a drug text is 86-181 tokens, a cell-line text 73-155). At 128 or 256 tokens every row is cut
+(at 128 about 71% of a row's tokens were dropped), at 384 95%, at 448 49%, at 480 10%; at 512,
+the encoder's position limit, 0.07% of the rows (about 16 of 23,052) lose a few tokens.
+
+What is published and what differs: BAITSAO's BERT baseline fine-tunes BERT on the
+concatenated descriptions with the Table 1 search (5-10 epochs, lr 1e-5 to 1e-4); the ``paper``
+profile does that with full fine-tuning at 256 tokens, batch 32 (for a GPU). Here the encoder is
+the 6-layer MiniLM rather than BERT-base (the only offline text model), and the ``cpu`` profile
+differs in the strategy, as measured below.
+
+The ``cpu`` profile: frozen, 512 tokens, every training row in every epoch, all validation rows,
+at most 200 epochs with patience 3 (a head-only epoch over all rows takes seconds, so the
+patience, not the cap, ends training), batch 32, lr 3e-4 with warm-up over the first epoch (0.5%
+of the cap; the linear decay to the cap leaves it nearly constant until the patience ends
+training), no search. The
+learning rate is a linear probe's: on 1,500 D1 rows (128 tokens, 500 validation rows) the head
+stopped by its patience after 91 epochs at lr 1e-4 with the old 10% warm-up (best validation
+loss 1.181, still creeping down), after 37 at 3e-4 (1.166) and 11 at 1e-3 (1.168); with all
+16,620 rows an epoch has 11 times the steps. Pass ``-p lr=1e-4`` (or lower) with
+``strategy=full`` or ``lora`` in this profile. Why frozen: on one CPU thread (process time,
+``benchmarks/bert_strategies.py`` on D1 fold 0) a 512-token training step costs 1.28 s per row
+with full fine-tuning and the same with LoRA (x1.00 in CPU time; x1.06 in wall time at batch 32;
+LoRA saves the weight gradients, not the backward pass through the activations, which dominates
+at this length), i.e. about 5.9 h per epoch over D1's 16,620 inner-training rows, and a batch of
+32 needs 10-13 GB of memory (5.7-5.9 GB at batch 16; frozen: 1.2 GB). Full or LoRA fine-tuning
+over all rows for several epochs, with validation, is therefore some 20-30 h per fold even on
+two cores: it cannot run on this machine (use a GPU, or
+``-p strategy=full -p max_length=128 -p rows_per_epoch=1600 -p epochs=5 -p freeze_layers=4
+-p valid_rows=400 -p lr=1e-4 -p warmup=0.1`` for the former ``cpu`` budget, about 13 min of CPU
+per D1 fold). A forward pass costs 0.18-0.35 s of CPU per row (a bare
+forward pass at 480 tokens; the benchmark's whole frozen fit per sequence), so the frozen
+strategy's encoding of D1 (each row in both drug orders, ~46,000 sequences) is 2.3-4.5 h of CPU
+time once; D1 fold 0 encodes ~38,800 of them (2-3 h on two cores), after which each further
+fold and target reuses the cache and takes minutes (a head epoch over all rows is seconds).
 """
 
 from __future__ import annotations
@@ -33,16 +98,21 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import warnings
 
 import numpy as np
 
-from synbench.base import Integer, Model, Profile, Real
+from synbench.base import DEFAULT_PROFILES, Integer, Model, Profile, Real
 from synbench.data import drug_columns
 from synbench.errors import ConfigError, DataError
 from synbench.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 POOLINGS = ("mean", "cls")
+STRATEGIES = ("full", "lora", "frozen")
+# LoRA (through peft) on the attention projections of every layer: Hu et al. (2021) adapted W_q
+# and W_v of GPT-3; here the keys too (all three are 384 x 384 in MiniLM)
+LORA_TARGETS = ("query", "key", "value")
 
 
 # -- text construction ------------------------------------------------------------------------------
@@ -171,20 +241,73 @@ def _build_net(encoder, dropout: float, pooling: str):
             self.dropout = nn.Dropout(dropout)
             self.head = nn.Linear(encoder.config.hidden_size, 1)
 
-        def forward(self, input_ids, token_type_ids, attention_mask):
+        def pool(self, input_ids, token_type_ids, attention_mask):
             hidden = self.encoder(input_ids=input_ids, token_type_ids=token_type_ids,
                                   attention_mask=attention_mask).last_hidden_state
             if pooling == "cls":
-                pooled = hidden[:, 0]
-            else:  # mean over real tokens
-                m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+                return hidden[:, 0]
+            m = attention_mask.unsqueeze(-1).to(hidden.dtype)  # mean over real tokens
+            return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+        def score(self, pooled):
             return self.head(self.dropout(pooled)).squeeze(-1)
+
+        def forward(self, input_ids, token_type_ids, attention_mask):
+            return self.score(self.pool(input_ids, token_type_ids, attention_mask))
 
     net = EncoderRegressor()
     torch.nn.init.normal_(net.head.weight, std=encoder.config.initializer_range)  # BERT's head initialisation
     torch.nn.init.zeros_(net.head.bias)
     return net
+
+
+def _sequence_key(ids: list[int], types: list[int]) -> str:
+    """A row's model input as one string (the embedding cache's key for strategy=frozen)."""
+    return " ".join(map(str, ids)) + "|" + " ".join(map(str, types))
+
+
+def _frozen_pooling_class():
+    from synbench.text_encoders import MiniLMEncoder, TextEncoder
+
+    class FrozenPooling(TextEncoder):
+        """The pre-trained encoder with the model's pooling, on token-id sequences (not registered:
+        only the BERT baseline's frozen strategy uses it, through the embedding cache)."""
+
+        name = "bert-frozen"
+
+        def __init__(self, net, pooling: str, pad: int, dev, batch_size: int):
+            self.net, self.pooling, self.pad, self.dev, self.batch_size = net, pooling, pad, dev, batch_size
+
+        def identity(self) -> dict:
+            minilm = MiniLMEncoder().identity()
+            return {"encoder": self.name, "model": minilm["model"], "weights": minilm["weights"], "pooling": self.pooling}
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            import torch
+
+            sequences = [tuple([int(t) for t in part.split()] for part in text.split("|")) for text in texts]
+            self.net.eval()
+            out = []
+            with torch.no_grad():
+                for start in range(0, len(sequences), self.batch_size):
+                    chunk = sequences[start:start + self.batch_size]
+                    out.append(self.net.pool(**_collate(chunk, self.pad, self.dev)).float().cpu().numpy())
+            return np.vstack(out) if out else np.zeros((0, self.net.head.in_features), dtype=np.float32)
+
+    return FrozenPooling
+
+
+def _add_lora(net, r: int, alpha: float, dropout: float) -> dict:
+    """Wrap the encoder in a peft LoRA model: its own weights frozen, low-rank adapters on
+    :data:`LORA_TARGETS` trainable (the head outside stays trainable). Returns the configuration."""
+    from peft import LoraConfig, get_peft_model
+
+    config = {"r": int(r), "lora_alpha": float(alpha), "lora_dropout": float(dropout),
+              "target_modules": list(LORA_TARGETS), "bias": "none"}
+    with warnings.catch_warnings():  # peft asks transformers a deprecated question (is_gradient_checkpointing)
+        warnings.simplefilter("ignore", FutureWarning)
+        net.encoder = get_peft_model(net.encoder, LoraConfig(**config))
+    return config
 
 
 class BertBaseline(Model):
@@ -193,30 +316,32 @@ class BertBaseline(Model):
     reference = "Devlin et al. 2019 (BERT); Wang et al. 2020 (MiniLM); BAITSAO baseline (Liu et al. 2025)"
     featurizers = ("description",)
     search_space = {"epochs": Integer(5, 10), "lr": Real(1e-5, 1e-4, log=True)}  # BAITSAO Table 1
+    # strong: the epoch count stays the profile's (early stopping ends training); the learning-rate
+    # range spans fine-tuning (1e-5..1e-4) and a frozen encoder's linear probe (up to ~1e-3)
+    search_spaces = {"table1": search_space,
+                     "strong": {"lr": Real(1e-5, 3e-3, log=True), "weight_decay": Real(1e-3, 0.1, log=True),
+                                "dropout": Real(0.0, 0.3, limits=("low",))}}
     uses_validation = True
+    prune_warmup_steps = 2  # epochs: a fine-tuning run has 5-10
     profiles = {
         "paper": Profile(search_trials=10, description="full fine-tuning, 256 tokens, batch 32, 5-10 epochs, "
                                                        "10 search trials (for a GPU)"),
-        # Measured on one CPU thread (process time): full fine-tuning at 256 tokens costs about
-        # 0.4 s per row (~2 h per epoch over D1's inner-training rows), inference 0.07 s. The cpu
-        # profile keeps the encoder, the input and the head, and changes only the budget: 128
-        # tokens (train 0.07 s, inference 0.03 s per row with 4 layers frozen), embeddings and the
-        # lower 4 of 6 layers frozen, 5 epochs of 1,600 fresh random training rows each, epochs
-        # scored on 400 validation rows, lr 1e-4 (the top of the search range, for few steps), no search.
-        # D1 fold 0, one thread: 13 min of CPU time (25 min wall on a shared machine), peak 1.7 GB.
-        "cpu": Profile(params={"max_length": 128, "freeze_layers": 4, "rows_per_epoch": 1600, "epochs": 5,
-                               "valid_rows": 400, "lr": 1e-4},
-                       description="128 tokens, lower 4 layers frozen, 5 epochs of 1,600 random rows, "
-                                   "400 validation rows, no search"),
-        "smoke": Profile(params={"max_length": 40, "freeze_layers": 5, "rows_per_epoch": 32, "epochs": 2,
+        # Frozen encoder, full token budget, every row, early stopping: see the module docstring for
+        # the measurements (full or LoRA fine-tuning at 512 tokens is ~6 h of CPU per D1 epoch).
+        "cpu": DEFAULT_PROFILES["cpu"].with_params(
+            strategy="frozen", max_length=512, epochs=200, patience=3, warmup=0.005, lr=3e-4,
+            note="frozen encoder (cached outputs), 512 tokens, all rows, early stopping (patience 3, cap 200)"),
+        "smoke": Profile(params={"max_length": 40, "rows_per_epoch": 32, "epochs": 2,
                                  "valid_rows": 16, "batch_size": 16, "lr": 1e-4},
-                         description="40 tokens, top layer only, 2 epochs of 32 rows, no search"),
+                         description="40 tokens, 2 epochs of 32 rows, no search"),
     }
 
     def __init__(self, task="regression", seed=0, lr=5e-5, epochs=5, batch_size=32, max_length=256,
                  weight_decay=0.01, warmup=0.1, dropout=0.1, pooling="mean", patience=None, freeze_layers=0,
-                 rows_per_epoch=None, valid_rows=None, shuffle_drugs=True, scale_target=True, eval_batch_size=64):
+                 rows_per_epoch=None, valid_rows=None, shuffle_drugs=True, scale_target=True, eval_batch_size=64,
+                 strategy="full", lora_r=8, lora_alpha=16, lora_dropout=0.1):
         self.task, self.seed = task, seed
+        self.strategy, self.lora_r, self.lora_alpha, self.lora_dropout = strategy, lora_r, lora_alpha, lora_dropout
         self.lr, self.epochs, self.batch_size, self.max_length = lr, epochs, batch_size, max_length
         self.weight_decay, self.warmup, self.dropout, self.pooling = weight_decay, warmup, dropout, pooling
         self.patience, self.freeze_layers = patience, freeze_layers
@@ -235,6 +360,15 @@ class BertBaseline(Model):
             raise ConfigError(f"bert: max_length must be between 8 and 512 (the encoder's positions), got {self.max_length}")
         if int(self.freeze_layers) < 0:
             raise ConfigError(f"bert: freeze_layers must be at least 0, got {self.freeze_layers}")
+        if self.strategy not in STRATEGIES:
+            from synbench.registry import suggest
+
+            raise ConfigError(f"bert: unknown strategy '{self.strategy}'{suggest(str(self.strategy), STRATEGIES)}")
+        if self.strategy != "full" and int(self.freeze_layers):
+            raise ConfigError(f"bert: freeze_layers applies to strategy=full only (strategy={self.strategy} "
+                              f"already freezes the encoder); set freeze_layers=0")
+        if self.strategy == "lora" and (int(self.lora_r) < 1 or not 0 <= float(self.lora_dropout) < 1):
+            raise ConfigError(f"bert: lora_r must be at least 1 and lora_dropout in [0, 1), got {self.lora_r}, {self.lora_dropout}")
 
     def _labels(self, batch) -> np.ndarray:
         if batch.y is None:
@@ -261,6 +395,8 @@ class BertBaseline(Model):
 
     def _train_mode(self, net) -> None:
         net.train()
+        if self.strategy == "frozen":
+            net.encoder.eval()
         if int(self.freeze_layers) > 0:  # frozen layers act as a fixed feature extractor: no dropout
             net.encoder.embeddings.eval()
             for layer in net.encoder.encoder.layer[:int(self.freeze_layers)]:
@@ -275,6 +411,19 @@ class BertBaseline(Model):
             for start in range(0, len(sequences), int(self.eval_batch_size)):
                 out.append(net(**_collate(sequences[start:start + int(self.eval_batch_size)], self.builder_.pad, dev)).float().cpu())
         return torch.cat(out).numpy().astype(float) if out else np.zeros(0)
+
+    def _pooled(self, net, builder, entities, dev):
+        """Pooled outputs of the pre-trained encoder for the rows' sequences (strategy=frozen),
+        float32 on the CPU. Each distinct sequence is encoded once and kept in the embedding cache
+        (:func:`synbench.text_encoders.embed`), so other folds, targets and runs reuse it."""
+        import torch
+
+        from synbench.text_encoders import embed
+
+        texts = [_sequence_key(*builder.build(list(drugs), cell)[:2]) for drugs, cell in entities]
+        encoder = _frozen_pooling_class()(net, self.pooling, builder.pad, dev, int(self.eval_batch_size))
+        vectors, _ = embed(texts, encoder)
+        return torch.from_numpy(vectors.reshape(len(texts), -1))
 
     # -- estimator API ----------------------------------------------------------------------------
     def fit(self, train, valid=None) -> "BertBaseline":
@@ -313,7 +462,25 @@ class BertBaseline(Model):
             y_va = (self._labels(valid)[keep] - self.y_mean_) / self.y_scale_
 
         net = _build_net(encoder, float(self.dropout), self.pooling).to(dev)
+        lora = None
+        if self.strategy == "lora":
+            lora = _add_lora(net, self.lora_r, self.lora_alpha, self.lora_dropout)
+            net.to(dev)
+        elif self.strategy == "frozen":
+            net.encoder.requires_grad_(False)
         trainable = self._freeze(net)
+        parameters = sum(p.numel() for p in net.parameters())
+        frozen = self.strategy == "frozen"
+        encode_seconds = None
+        if frozen:  # the encoder is a fixed feature extractor: encode every row once, train the head on the vectors
+            t0 = time.perf_counter()
+            tr_views = [tr_entities]
+            if self.shuffle_drugs and any(len(drugs) > 1 for drugs, _ in tr_entities):  # and in reversed drug order
+                tr_views.append([(drugs[::-1], cell) for drugs, cell in tr_entities])
+            tr_vectors = self._pooled(net, self.builder_, [e for view in tr_views for e in view], dev)
+            tr_vectors = tr_vectors.reshape(len(tr_views), len(tr_entities), -1)
+            va_vectors = self._pooled(net, builder_va, [va_entities[i] for i in keep], dev) if va_sequences is not None else None
+            encode_seconds = round(time.perf_counter() - t0, 2)
         no_decay = ("bias", "LayerNorm.weight")
         named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW([
@@ -337,14 +504,18 @@ class BertBaseline(Model):
             total = 0.0
             for start in range(0, len(order), int(self.batch_size)):
                 idx = order[start:start + int(self.batch_size)]
-                sequences = []
-                for i in idx:
-                    drugs, cell = tr_entities[i]
-                    if self.shuffle_drugs and len(drugs) > 1:
-                        drugs = [drugs[j] for j in rng.permutation(len(drugs))]
-                    sequences.append(self.builder_.build(drugs, cell)[:2])
                 target = torch.from_numpy(y_fit[idx]).to(dev)
-                loss = loss_fn(net(**_collate(sequences, self.builder_.pad, dev)), target)
+                if frozen:
+                    view = rng.integers(len(tr_vectors), size=len(idx))
+                    loss = loss_fn(net.score(tr_vectors[view, idx].to(dev)), target)
+                else:
+                    sequences = []
+                    for i in idx:
+                        drugs, cell = tr_entities[i]
+                        if self.shuffle_drugs and len(drugs) > 1:
+                            drugs = [drugs[j] for j in rng.permutation(len(drugs))]
+                        sequences.append(self.builder_.build(drugs, cell)[:2])
+                    loss = loss_fn(net(**_collate(sequences, self.builder_.pad, dev)), target)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -353,9 +524,15 @@ class BertBaseline(Model):
             history["train_loss"].append(total / max(len(order), 1))
             stop = False
             if va_sequences is not None:
-                pred = torch.from_numpy(self._outputs(net, va_sequences, dev)).float()
+                if frozen:
+                    net.eval()
+                    with torch.inference_mode():
+                        pred = net.score(va_vectors.to(dev)).float().cpu()
+                else:
+                    pred = torch.from_numpy(self._outputs(net, va_sequences, dev)).float()
                 history["valid_loss"].append(float(loss_fn(pred, torch.from_numpy(y_va).float())))
                 stop = stopper.step(epoch + 1, history["valid_loss"][-1], net)
+                self.report_validation(epoch + 1, history["valid_loss"][-1])  # a search may prune here
             history["epoch_seconds"].append(round(time.perf_counter() - t0, 2))
             log.info("bert epoch %d/%d: train loss %.4g%s (%.0fs)", epoch + 1, int(self.epochs), history["train_loss"][-1],
                      f", valid loss {history['valid_loss'][-1]:.4g}" if history["valid_loss"] else "",
@@ -364,6 +541,8 @@ class BertBaseline(Model):
                 break
         if va_sequences is not None:
             stopper.restore(net)
+        if lora is not None:  # fold the adapters into the weights: prediction costs what full fine-tuning's does
+            net.encoder = net.encoder.merge_and_unload()
         net.eval()
         self.net_ = net
         epochs_run = len(history["train_loss"])
@@ -377,7 +556,11 @@ class BertBaseline(Model):
             **history,
             "rows_per_epoch": per_epoch, "steps": steps_per_epoch * epochs_run, "n_train": n,
             "n_valid_scored": len(va_sequences) if va_sequences is not None else 0, "n_valid": n_valid_all,
-            "trainable_parameters": int(trainable), "frozen_layers": int(self.freeze_layers),
+            "strategy": self.strategy, "trainable_parameters": int(trainable), "total_parameters": int(parameters),
+            "trainable_share": round(trainable / parameters, 6), "frozen_layers": int(self.freeze_layers),
+            **({"lora": lora} if lora is not None else {}),
+            **({"encode_seconds": encode_seconds} if encode_seconds is not None else {}),
+            "max_length": int(self.max_length), "truncated_share": text["train"]["fraction_truncated"],
             "target_scale": [self.y_mean_, self.y_scale_], "text": text,
             "seconds": round(time.perf_counter() - t_start, 2),
             **stop_reason(epochs_run, int(self.epochs), max(stopper.best_epoch, 0) if va_sequences is not None else epochs_run,
@@ -391,8 +574,14 @@ class BertBaseline(Model):
 
         dev = next(self.net_.parameters()).device
         builder = SequenceBuilder(_load_encoder()[0], text_features(batch, self.name), int(self.max_length))
-        sequences = [builder.build(drugs, cell)[:2] for drugs, cell in row_entities(batch)]
-        out = self._outputs(self.net_, sequences, dev)
+        if self.strategy == "frozen":  # the head on the (cached) encoder outputs
+            vectors = self._pooled(self.net_, builder, row_entities(batch), dev)
+            self.net_.eval()
+            with torch.inference_mode():
+                out = self.net_.score(vectors.to(dev)).float().cpu().numpy().astype(float)
+        else:
+            sequences = [builder.build(drugs, cell)[:2] for drugs, cell in row_entities(batch)]
+            out = self._outputs(self.net_, sequences, dev)
         if self.task == "regression":
             return out * self.y_scale_ + self.y_mean_
         return torch.sigmoid(torch.from_numpy(out)).numpy().astype(float)

@@ -35,13 +35,20 @@ Differences from the published code, all deliberate:
   of the published network's logits over its k(k-1)/2 drug pairs (drugs in table order), and
   trained through that mean; pairs are exactly the published model.
 
-Profiles (no hyperparameter search in any: BAITSAO's Table 1 gives DeepDDS its published settings):
+Search: BAITSAO's Table 1 gives DeepDDS its published settings, so ``table1`` searches nothing;
+``strong`` searches Adam's learning rate and the dropout rate around the published 5e-4 and 0.2,
+over the published network, with the profile's epoch cap and patience. Every epoch hands the
+search the quantity the epoch selection watches (1 - validation ROC-AUC, or the validation
+cross-entropy), so a hopeless trial is pruned after ``prune_warmup_steps`` epochs.
+
+Profiles:
 
 - ``paper``: 200 epochs (the published script's count), keeping the best on the validation
   split; every drug occurrence in a minibatch goes through the graph encoder separately, as in
   the published loaders. Meant for a GPU.
-- ``cpu``: the same network and optimiser, at most 60 epochs with early stopping after 20
-  without a validation gain (validation ROC-AUC can dip for ten epochs and recover), and ``encode_distinct=True``: each distinct drug and cell line in
+- ``cpu``: the same network and optimiser, early stopping after 20 epochs without a validation
+  gain (validation ROC-AUC can dip for ten epochs and recover) under a cap of 300 (more than the
+  published 200, so that the patience, not the cap, ends training), and ``encode_distinct=True``: each distinct drug and cell line in
   a minibatch is encoded once and its embedding shared by the rows that contain it. The function
   is the same; only dropout masks are shared within a step. With about 40 distinct drugs per
   128 rows this cuts the graph work several-fold, the dominant CPU cost.
@@ -55,7 +62,7 @@ import time
 
 import numpy as np
 
-from synbench.base import Model, Profile
+from synbench.base import DEFAULT_PROFILES, PRUNE_WARMUP_EPOCHS, SEARCH_TRIALS, Model, Profile, Real
 from synbench.data import Batch, drug_columns
 from synbench.errors import ConfigError, DataError
 from synbench.hookspecs import hookimpl
@@ -157,12 +164,17 @@ class DeepDDSModel(Model):
     tasks = ("classification",)
     featurizers = ("molecular-graph", "expression:normalise=none")
     search_space = {}  # published settings (BAITSAO Table 1 lists none for DeepDDS)
+    search_spaces = {"table1": {}, "strong": {"lr": Real(1e-4, 3e-3, log=True), "dropout": Real(0.0, 0.5, limits=("low",))}}
     uses_validation = True
+    prune_warmup_steps = PRUNE_WARMUP_EPOCHS
     profiles = {
-        "paper": Profile(params={"max_epochs": 200, "patience": None},
+        "paper": Profile(params={"max_epochs": 200, "patience": None}, search_trials=SEARCH_TRIALS["paper"],
                          description="published: 200 epochs, batch 128, Adam 5e-4; best epoch on the validation split"),
-        "cpu": Profile(params={"max_epochs": 60, "patience": 20, "encode_distinct": True},
-                       description="published architecture; at most 60 epochs, stop after 20 without a validation gain"),
+        # the former cap of 60 epochs ended D3 folds while still improving (best epochs 47, 59, 56,
+        # 43, 35): the cap is now far enough that the patience ends training
+        "cpu": DEFAULT_PROFILES["cpu"].with_params(
+            max_epochs=300, patience=20, encode_distinct=True,
+            note="published architecture; stop after 20 epochs without a validation gain (cap 300)"),
         "smoke": Profile(params={"max_epochs": 2, "patience": None, "hidden": 16, "heads": 2, "width": 64,
                                  "batch_size": 64, "encode_distinct": True},
                          description="2 epochs of a narrow network, for tests"),
@@ -285,6 +297,7 @@ class DeepDDSModel(Model):
             auc = float(roc_auc_score(y_valid, prob)) if use_auc else float("nan")
             history["valid_loss"].append(round(val_loss, 5))
             history["valid_auc"].append(round(auc, 5))
+            self.report_validation(epoch + 1, (1.0 - auc) if use_auc else val_loss)
             if stopper.step(epoch, (1.0 - auc) if use_auc else val_loss, net):
                 break
         if val_inputs is not None:

@@ -14,10 +14,10 @@ class ElasticNetModel(TabularModel):
     # Not in BAITSAO's Table 1: both protocols search the same ranges (alpha in units of the
     # standardised target's sd; classification uses C = 1 / alpha)
     search_spaces = {
-        "strong:regression": {"alpha": Real(1e-4, 1.0, log=True), "l1_ratio": Real(0.05, 1.0)},
-        "strong:classification": {"alpha": Real(1e-1, 1e3, log=True), "l1_ratio": Real(0.05, 1.0)},
-        "table1:regression": {"alpha": Real(1e-4, 1.0, log=True), "l1_ratio": Real(0.05, 1.0)},
-        "table1:classification": {"alpha": Real(1e-1, 1e3, log=True), "l1_ratio": Real(0.05, 1.0)},
+        "strong:regression": {"alpha": Real(1e-4, 1.0, log=True), "l1_ratio": Real(0.05, 1.0, limits=("high",))},
+        "strong:classification": {"alpha": Real(1e-1, 1e3, log=True), "l1_ratio": Real(0.05, 1.0, limits=("high",))},
+        "table1:regression": {"alpha": Real(1e-4, 1.0, log=True), "l1_ratio": Real(0.05, 1.0, limits=("high",))},
+        "table1:classification": {"alpha": Real(1e-1, 1e3, log=True), "l1_ratio": Real(0.05, 1.0, limits=("high",))},
     }
 
     # alpha None (no search): 0.01 for regression, 1 (C = 1) for classification, as for the Lasso

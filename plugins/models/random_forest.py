@@ -17,7 +17,7 @@ class RandomForestModel(TabularModel):
     # (sqrt of ~1,000 columns is 0.03; a share above 0.2 makes each tree cost seconds for no gain)
     search_space = {
         "max_features": Real(0.01, 0.2, log=True),
-        "min_samples_leaf": Integer(1, 20, log=True),
+        "min_samples_leaf": Integer(1, 20, log=True, limits=("low",)),
     }
     profiles = {**DEFAULT_PROFILES,
                 "quick": DEFAULT_PROFILES["quick"].with_params(n_estimators=100, note="100 trees"),

@@ -30,8 +30,8 @@ class TreeCombModel(TabularModel):
             "learning_rate": Real(0.02, 0.3, log=True),
             "max_depth": Integer(4, 12),
             "min_child_weight": Real(1.0, 20.0, log=True),
-            "subsample": Real(0.5, 1.0),
-            "colsample_bytree": Real(0.1, 1.0, log=True),
+            "subsample": Real(0.5, 1.0, limits=("high",)),
+            "colsample_bytree": Real(0.1, 1.0, log=True, limits=("high",)),
         },
     }
     profiles = {**DEFAULT_PROFILES,

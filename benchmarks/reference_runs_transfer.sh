@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Transfer to understudied tissues on D1 (Loewe), resumable like the other reference scripts: every
+# tissue of D1's cell lines is a fold; `tissue-few-shot:fraction=F` trains on every other tissue plus
+# a fraction F of the target tissue's drug pairs and tests on the rest of that tissue.
+# Synergy Transfer (pre-train on the source tissues, fine-tune on the target's few shots) against
+# the same network trained once on everything it may see, the strong classical baselines and
+# BAITSAO, whose text embeddings of cell lines are meant to carry over to unseen tissues.
+#
+#   SYNBENCH_DATA_DIR=../shared/data SYNBENCH_THREADS=1 nohup benchmarks/reference_runs_transfer.sh > transfer.log 2>&1 &
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DRY_RUN=${SYNBENCH_DRY_RUN:+--dry-run}
+STORE=results/d1-transfer
+run() { echo "== synbench run $*"; synbench run "$@" --profile cpu $DRY_RUN || echo "!! failed: $*"; }
+
+# the cheap and the transfer models first, every scenario; then the costlier baselines
+for split in tissue-few-shot:fraction=0 tissue-few-shot:fraction=0.1 tissue-few-shot:fraction=0.3; do
+    run -d d1-oneil -t loewe -m synergy-transfer,synergy-transfer-joint,lasso --split "$split" --out $STORE
+done
+for split in tissue-few-shot:fraction=0 tissue-few-shot:fraction=0.1 tissue-few-shot:fraction=0.3; do
+    run -d d1-oneil -t loewe -m treecomb,svm,random-forest,elastic-net --split "$split" --out $STORE
+done
+for split in tissue-few-shot:fraction=0 tissue-few-shot:fraction=0.1 tissue-few-shot:fraction=0.3; do
+    run -d d1-oneil -t loewe -m baitsao --split "$split" --out $STORE
+done
+
+[ -n "$DRY_RUN" ] || synbench leaderboard $STORE

@@ -1,0 +1,116 @@
+"""BERT's training strategies (``-p strategy=frozen|lora|full``): each runs end to end through the
+runner on the mock dataset, trains what it says it trains, records its cost, and is its own row on
+the leaderboard."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from synbench import runner  # noqa: E402
+from synbench.errors import ConfigError  # noqa: E402
+from synbench.leaderboard import build, method_of  # noqa: E402
+from synbench.plugins.models.bert import LORA_TARGETS, STRATEGIES, BertBaseline, _load_encoder  # noqa: E402
+from synbench.store import Store  # noqa: E402
+from synbench.testing import mock_batches  # noqa: E402
+
+SMOKE = BertBaseline.profiles["smoke"].params
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One fold of each strategy on the mock dataset, through the runner, in the smoke profile."""
+    store = Store(tmp_path_factory.mktemp("bert") / "s")
+    for strategy in STRATEGIES:
+        jobs = runner.plan(["mock"], ["bert"], targets=["score"], profile="smoke", folds=[0], params={"strategy": strategy})
+        assert runner.run(jobs, store)["done"] == 1
+    return store
+
+
+@pytest.fixture(scope="module")
+def fold():
+    return mock_batches(BertBaseline, "regression")
+
+
+def _fit(fold, **params):
+    train, valid, test, _ = fold
+    model = BertBaseline(**{**SMOKE, **params}).fit(train, valid)
+    assert np.isfinite(model.predict(test)).all()
+    return model
+
+
+def _encoder_changes(model) -> set[str]:
+    """Names of the encoder tensors that differ from the pre-trained weights."""
+    base = _load_encoder()[1].state_dict()
+    tuned = model.net_.encoder.state_dict()
+    assert set(tuned) == set(base)
+    return {k for k in base if not np.array_equal(base[k].numpy(), tuned[k].numpy())}
+
+
+def test_each_strategy_runs_and_records_its_cost(store):
+    records = {r["job"]["params"]["strategy"]: r for r in store.records()}
+    assert set(records) == set(STRATEGIES)
+    logs = {s: r["training"] for s, r in records.items()}
+    for strategy, log in logs.items():
+        assert log["strategy"] == strategy and records[strategy]["params"]["strategy"] == strategy
+        assert 0 < log["trainable_parameters"] <= log["total_parameters"]
+        assert log["truncated_share"] == log["text"]["train"]["fraction_truncated"] > 0  # 40 tokens cut every mock row
+        assert log["stopped"] in ("cap", "early stopping")
+        assert records[strategy]["resources"]["peak_memory_mb"] > 0
+    assert logs["frozen"]["trainable_parameters"] < logs["lora"]["trainable_parameters"] < logs["full"]["trainable_parameters"]
+    assert logs["lora"]["lora"]["target_modules"] == list(LORA_TARGETS) and "encode_seconds" in logs["frozen"]
+
+
+def test_strategies_are_separate_rows_on_the_board(store):
+    records = store.records()
+    methods = {method_of(r["job"]) for r in records}
+    assert len(methods) == len(STRATEGIES)
+    board = build(store.metrics_frame(), records=records)
+    labels = set(board.summary["profile"])
+    assert labels == {f"smoke strategy={s}" for s in STRATEGIES}
+
+
+def test_frozen_leaves_the_encoder_unchanged(fold):
+    model = _fit(fold, strategy="frozen")
+    assert _encoder_changes(model) == set()
+    assert model.training_log_["trainable_parameters"] == model.net_.head.weight.numel() + 1
+
+
+def test_full_changes_the_encoder(fold):
+    model = _fit(fold, strategy="full")
+    changed = _encoder_changes(model)
+    assert any(".attention.self.query." in k for k in changed) and any(".intermediate.dense." in k for k in changed)
+    assert any(k.startswith("embeddings.") for k in changed)
+
+
+def test_lora_trains_peft_adapters_and_the_head_only(fold, monkeypatch):
+    import peft
+
+    wrapped = {}
+    original = peft.get_peft_model
+
+    def spy(model, config, *args, **kwargs):
+        out = original(model, config, *args, **kwargs)
+        wrapped["trainable"] = {n: p.numel() for n, p in out.named_parameters() if p.requires_grad}
+        wrapped["config"] = config
+        return out
+
+    monkeypatch.setattr(peft, "get_peft_model", spy)
+    model = _fit(fold, strategy="lora")
+    assert wrapped, "LoRA goes through peft.get_peft_model"
+    assert wrapped["trainable"] and all(".lora_" in n for n in wrapped["trainable"])
+    assert set(wrapped["config"].target_modules) == set(LORA_TARGETS)
+    head = model.net_.head.weight.numel() + 1
+    assert model.training_log_["trainable_parameters"] == sum(wrapped["trainable"].values()) + head
+    # the adapters are merged after training: only the adapted projections moved
+    changed = _encoder_changes(model)
+    assert changed and all(any(f".attention.self.{t}.weight" in k for t in LORA_TARGETS) for k in changed)
+
+
+def test_unknown_strategy_is_a_one_line_config_error(fold):
+    with pytest.raises(ConfigError, match="unknown strategy 'lroa'; did you mean 'lora'") as err:
+        BertBaseline(**{**SMOKE, "strategy": "lroa"}).fit(*fold[:2])
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="freeze_layers applies to strategy=full only"):
+        BertBaseline(**{**SMOKE, "strategy": "lora", "freeze_layers": 2}).fit(*fold[:2])
