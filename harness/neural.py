@@ -127,6 +127,21 @@ def stop_reason(epochs_run: int, max_epochs: int, best_epoch: int, patience: int
             "patience": int(patience) if patience else None, "monitor": monitor, "improving_at_cap": bool(improving)}
 
 
+def training_labels(batch, task: str, model: str, dtype=np.float32) -> np.ndarray:
+    """The labels of rows a model fits on, checked once for every network: present, finite, and 0/1
+    for classification (one-line errors naming the model)."""
+    from .errors import DataError
+
+    if batch.y is None:
+        raise DataError(f"{model}: rows to fit carry no labels")
+    y = np.asarray(batch.y, dtype=dtype).reshape(-1)
+    if not np.isfinite(y).all():
+        raise DataError(f"{model}: labels contain NaN or infinite values")
+    if task == "classification" and not np.isin(y, (0.0, 1.0)).all():
+        raise DataError(f"{model}: classification labels must be 0 or 1")
+    return y
+
+
 def drug_orderings(batch, skip_listed: bool = False):
     """Yield ``(positions, order, batch)``: every row once per ordering of its own drugs.
 

@@ -371,14 +371,9 @@ class BertBaseline(Model):
             raise ConfigError(f"bert: lora_r must be at least 1 and lora_dropout in [0, 1), got {self.lora_r}, {self.lora_dropout}")
 
     def _labels(self, batch) -> np.ndarray:
-        if batch.y is None:
-            raise DataError("bert: rows to fit carry no labels")
-        y = np.asarray(batch.y, dtype=np.float32).reshape(-1)
-        if not np.isfinite(y).all():
-            raise DataError("bert: labels contain NaN or infinite values")
-        if self.task == "classification" and not np.isin(y, (0.0, 1.0)).all():
-            raise DataError("bert: classification labels must be 0 or 1")
-        return y
+        from synbench.neural import training_labels
+
+        return training_labels(batch, self.task, "bert")
 
     def _freeze(self, net) -> int:
         """Freeze embeddings and the lower ``freeze_layers`` layers; returns the trainable count."""

@@ -136,14 +136,9 @@ class DeepSynergyModel(Model):
         return X, np.concatenate(positions)
 
     def _labels(self, batch) -> np.ndarray:
-        if batch.y is None:
-            raise DataError("deepsynergy: training rows carry no labels")
-        y = np.asarray(batch.y, dtype=np.float32).reshape(-1)
-        if not np.isfinite(y).all():
-            raise DataError("deepsynergy: labels contain NaN or infinite values")
-        if self.task == "classification" and not np.isin(y, (0.0, 1.0)).all():
-            raise DataError("deepsynergy: classification labels must be 0 or 1")
-        return y
+        from synbench.neural import training_labels
+
+        return training_labels(batch, self.task, "deepsynergy")
 
     # -- network ----------------------------------------------------------------------------------
     def _network(self, n_in: int, dev):

@@ -228,13 +228,9 @@ class SynergyTransferModel(Model):
         """Training tensors (slots, cells) and labels for every drug order of ``batch``'s rows."""
         import torch
 
-        if batch.y is None:
-            raise DataError("synergy-transfer: training rows carry no labels")
-        y = np.asarray(batch.y, dtype=np.float32).reshape(-1)
-        if not np.isfinite(y).all():
-            raise DataError("synergy-transfer: labels contain NaN or infinite values")
-        if self.task == "classification" and not np.isin(y, (0.0, 1.0)).all():
-            raise DataError("synergy-transfer: classification labels must be 0 or 1")
+        from synbench.neural import training_labels
+
+        y = training_labels(batch, self.task, "synergy-transfer")
         slots, cells, pos = self._design(batch, drug_pos, cell_pos, fitting=True)
         dev = self._device()
         return (torch.from_numpy(slots).to(dev), torch.from_numpy(cells).to(dev)), torch.from_numpy(y[pos]).reshape(-1, 1).to(dev)

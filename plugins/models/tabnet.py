@@ -127,16 +127,10 @@ class TabNetModel(Model):
         return X
 
     def _labels(self, batch) -> np.ndarray:
-        if batch.y is None:
-            raise DataError("tabnet: rows to fit carry no labels")
-        y = np.asarray(batch.y, dtype=float).reshape(-1)
-        if not np.isfinite(y).all():
-            raise DataError("tabnet: labels contain NaN or infinite values")
-        if self.task == "classification":
-            if not np.isin(y, (0.0, 1.0)).all():
-                raise DataError("tabnet: classification labels must be 0 or 1")
-            return y.astype(int)
-        return y
+        from synbench.neural import training_labels
+
+        y = training_labels(batch, self.task, "tabnet", dtype=float)
+        return y.astype(int) if self.task == "classification" else y
 
     # -- estimator API ----------------------------------------------------------------------------
     def fit(self, train, valid=None) -> "TabNetModel":
