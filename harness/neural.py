@@ -142,6 +142,18 @@ def training_labels(batch, task: str, model: str, dtype=np.float32) -> np.ndarra
     return y
 
 
+def mean_over_orders(out, positions: np.ndarray, n_rows: int, task: str) -> np.ndarray:
+    """A network's outputs for every drug order (a tensor, logits for classification) as one value
+    per row: the mean over the orders of each row, of probabilities for classification."""
+    import torch
+
+    if task == "classification":
+        out = torch.sigmoid(out)
+    out = out.detach().cpu().numpy().astype(float).reshape(-1)
+    total = np.bincount(positions, weights=out, minlength=n_rows)
+    return total / np.maximum(np.bincount(positions, minlength=n_rows), 1)
+
+
 def drug_orderings(batch, skip_listed: bool = False):
     """Yield ``(positions, order, batch)``: every row once per ordering of its own drugs.
 

@@ -267,19 +267,13 @@ class DeepSynergyModel(Model):
     def predict(self, batch) -> np.ndarray:
         import torch
 
-        from synbench.neural import predict_tensor
+        from synbench.neural import mean_over_orders, predict_tensor
 
         X, positions = self._design(batch)
         dev = next(self.net_.parameters()).device
         X = self.normaliser_.transform(X).astype(np.float32, copy=False)
         out = predict_tensor(self.net_, (torch.from_numpy(X).to(dev),)).reshape(-1)
-        if self.task == "classification":
-            out = torch.sigmoid(out)
-        out = out.cpu().numpy().astype(float)
-        # mean over the drug orders of each row
-        total = np.bincount(positions, weights=out, minlength=len(batch))
-        count = np.bincount(positions, minlength=len(batch))
-        return total / np.maximum(count, 1)
+        return mean_over_orders(out, positions, len(batch), self.task)
 
 
 @hookimpl

@@ -389,7 +389,7 @@ class SynergyTransferModel(Model):
     def predict(self, batch) -> np.ndarray:
         import torch
 
-        from synbench.neural import predict_tensor
+        from synbench.neural import mean_over_orders, predict_tensor
 
         tables, drug_pos, cell_pos = self._tables(batch)
         slots, cells, positions = self._design(batch, drug_pos, cell_pos)
@@ -399,13 +399,7 @@ class SynergyTransferModel(Model):
             out = predict_tensor(self.net_, (torch.from_numpy(slots).to(dev), torch.from_numpy(cells).to(dev))).reshape(-1)
         finally:
             self.net_.tables = None
-        if self.task == "classification":
-            out = torch.sigmoid(out)
-        out = out.cpu().numpy().astype(float)
-        # mean over the drug orders of each row
-        total = np.bincount(positions, weights=out, minlength=len(batch))
-        count = np.bincount(positions, minlength=len(batch))
-        return total / np.maximum(count, 1)
+        return mean_over_orders(out, positions, len(batch), self.task)
 
 
 def _concat(a, b):
