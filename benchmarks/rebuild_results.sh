@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 STORES=(results/d1-oneil-cpu results/d3-deepdds-cpu results/oneil-zip-cpu)
 # the classical baselines on D3's replicate-grouped folds (a store of its own: other folds)
 [ -f results/d3-deepdds/store.json ] && STORES+=(results/d3-deepdds)
+# diagnostics (single folds measuring why a baseline falls short) and the tissue-transfer scenarios
+[ -f results/d1-diagnostics/store.json ] && STORES+=(results/d1-diagnostics)
+[ -f results/d1-transfer/store.json ] && STORES+=(results/d1-transfer)
 for store in "${STORES[@]}"; do
     synbench leaderboard "$store" > /dev/null
     synbench report "$store" --out "$store/report.html"
