@@ -17,7 +17,7 @@ from synbench.runner import RunSettings, SharedInputs, _select, compute, load_jo
 from synbench.splits import make_splits  # noqa: E402
 from synbench.testing import mock_batches  # noqa: E402
 
-NEURAL = ["deepsynergy", "marsy", "deepdds", "tabnet", "baitsao"]
+NEURAL = ["deepsynergy", "marsy", "deepdds", "tabnet", "baitsao", "synergy-transfer"]
 
 
 def _compute(job):
@@ -33,7 +33,7 @@ def test_neural_models_get_the_trials_of_a_tabular_model():
         assert set(trials.values()) == {12}, trials
     # Table 1 tuned nothing for DeepSynergy, MARSY and DeepDDS: what the paper did, no search
     table1 = {j.model: j.trials for j in plan(["mock"], NEURAL, profile="cpu", folds=[0], protocols=("table1",))}
-    assert table1 == {"deepsynergy": 0, "marsy": 0, "deepdds": 0, "tabnet": 12, "baitsao": 12}
+    assert table1 == {"deepsynergy": 0, "marsy": 0, "deepdds": 0, "tabnet": 12, "baitsao": 12, "synergy-transfer": 0}
 
 
 @pytest.mark.parametrize("model", NEURAL)

@@ -58,7 +58,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from synbench.base import DEFAULT_PROFILES, Model, Profile
+from synbench.base import DEFAULT_PROFILES, PRUNE_WARMUP_EPOCHS, SEARCH_TRIALS, Model, Profile, Real
 from synbench.errors import ConfigError, DataError
 from synbench.hookspecs import hookimpl
 from synbench.reference import CHEM_EXPR
@@ -142,18 +142,22 @@ class SynergyTransferModel(Model):
     reference = "Kim et al. 2021, JAMIA 28(1):42-51 (Synergy Transfer; github.com/yejinjkim/synergy-transfer)"
     featurizers = CHEM_EXPR
     search_space = {}  # the authors report one configuration, no search
+    # table1: no search, as for the other published networks; strong: the learning rate and dropout,
+    # with the same trial budget as every model of the run (the architecture is never searched)
+    search_spaces = {"table1": {},
+                     "strong": {"lr": Real(1e-4, 3e-2, log=True), "dropout": Real(0.0, 0.5, limits=("low",))}}
+    prune_warmup_steps = PRUNE_WARMUP_EPOCHS
     uses_validation = True
     profiles = {
-        "paper": Profile(description="published: Adagrad 0.01, batch 128, 10 epochs per stage (best validation epoch kept)"),
+        "paper": Profile(search_trials=SEARCH_TRIALS["paper"], description="published: Adagrad 0.01, batch 128, 10 epochs per stage (best validation epoch kept)"),
         # Adam with patience so that each stage ends by early stopping, not at its cap (see the
         # module docstring for what was measured on D1)
-        "cpu": Profile(params={"optimizer": "adam", "lr": 1e-3, "batch_size": 256, "max_epochs": 100, "patience": 8,
-                               "fine_tune_epochs": 100, "fine_tune_patience": 8},
-                       description="published network, Adam 1e-3, batch 256, patience 8 per stage (caps 100)"),
-        "quick": Profile(params={"optimizer": "adam", "lr": 1e-3, "batch_size": 256, "max_epochs": 40, "patience": 5,
-                                 "fine_tune_epochs": 40, "fine_tune_patience": 5},
-                         fit_max_rows=DEFAULT_PROFILES["quick"].fit_max_rows,
-                         description="as cpu with patience 5 (caps 40), final fit on the quick board's row sample"),
+        "cpu": DEFAULT_PROFILES["cpu"].with_params(
+            optimizer="adam", lr=1e-3, batch_size=256, max_epochs=100, patience=8, fine_tune_epochs=100,
+            fine_tune_patience=8, note="published network, Adam 1e-3 (unless searched), batch 256, patience 8 per stage (caps 100)"),
+        "quick": DEFAULT_PROFILES["quick"].with_params(
+            optimizer="adam", lr=1e-3, batch_size=256, max_epochs=40, patience=5, fine_tune_epochs=40,
+            fine_tune_patience=5, note="as cpu with patience 5 (caps 40)"),
         "smoke": Profile(params={"drug_width": 8, "cell_width": 8, "embed_size": 8, "batch_size": 64, "max_epochs": 4,
                                  "patience": 2, "fine_tune_epochs": 3, "fine_tune_patience": 2, "fine_tune_min_valid": 4,
                                  "fine_tune_fixed_epochs": 2},
@@ -274,8 +278,8 @@ class SynergyTransferModel(Model):
                 diverged = True  # later epochs cannot recover the best weights already kept
                 break
             stop = check.step(epoch, value, net)
-            if stage == "pretrain" and getattr(self, "report_progress_", None):
-                self.report_progress_(epoch, value)  # lets a search prune a hopeless trial
+            if stage == "pretrain":
+                self.report_validation(epoch, value)  # lets a search prune a hopeless trial
             if stop:
                 break
         if check is not None:
