@@ -540,18 +540,19 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         # the other regression targets too, each with its own training statistics: a multi-task
         # loss (MARSY's) then weighs the tasks as on standardised data, not by their units
         positions = data.combinations.index.get_indexer(ids["train"].append(ids["valid"]))
+        scaled = []
         for t in others:
-            if t.task == "regression":
-                values = aux[t.name]
-                fit = values[positions][np.isfinite(values[positions])]
-                if len(fit):
-                    sd = float(fit.std()) or 1.0
-                    aux[t.name] = (values - float(fit.mean())) / sd
-        scaling["auxiliary_targets"] = "each regression target standardised with its own training statistics"
+            values = aux[t.name]
+            fit = values[positions][np.isfinite(values[positions])]
+            if t.task == "regression" and len(fit):
+                aux[t.name] = (values - float(fit.mean())) / (float(fit.std()) or 1.0)
+                scaled.append(t.name)
+        if scaled:
+            scaling["auxiliary_targets"] = {"standardised": scaled, "statistics_from": "training rows, each target its own"}
     aux_tasks = {t.name: t.task for t in others} or None
     # each row's tissue and the fold's held-out group (target tissue) are not labels: every side gets them
-    full = Batch(entity_rows, features, target.task, y, job.target, aux, aux_tasks, data.row_tissues(),
-                 fold_groups(shared.splits[job.split_key]).get(job.fold))
+    fold_group = fold_groups(shared.splits[job.split_key]).get(job.fold)
+    full = Batch(entity_rows, features, target.task, y, job.target, aux, aux_tasks, data.row_tissues(), fold_group)
     inner_train, inner_valid = full.subset(ids["train"]), full.subset(ids["valid"])
     test = full.subset(ids["test"])
     test.y, test.aux = None, None  # a model never sees test labels, of this target or any other
@@ -617,8 +618,7 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         "training": getattr(final, "training_log_", None),  # e.g. epochs run, best epoch, losses
         "feature_info": {name: fs.info for name, fs in features.items()},
         # tissue schemes: the group (target tissue) the fold holds out, for per-tissue reporting
-        **({"fold_group": fold_groups(shared.splits[job.split_key])[job.fold]}
-           if job.fold in fold_groups(shared.splits[job.split_key]) else {}),
+        **({"fold_group": fold_group} if fold_group is not None else {}),
         # cross-dataset jobs: the test drugs and cell lines no training row has
         **({"coverage": entity_coverage(data, ids["train"].append(ids["valid"]), ids["test"])} if job.split.startswith(CROSS) else {}),
         "provenance": {"versions": provenance.package_versions(), "git_commit": provenance.git_commit(),
