@@ -224,6 +224,10 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
         pooled = {str((r.get("params") or {}).get("combine")) for r in recs} & {"mean", "sum"}
         if pooled and _is_tabular(key[0]):
             flags.append(f"drugs pooled ({'/'.join(sorted(pooled))}), not both orders")
+        # a text or foundation encoder used as a fixed feature extractor is not the fine-tuned method
+        strategies = {str((r.get("params") or {}).get("strategy")) for r in recs} & {"frozen", "lora"}
+        if strategies:
+            flags.append(f"encoder {'/'.join(sorted(strategies))}" + (" (head only)" if strategies == {"frozen"} else ""))
         constant = sum(bool(r.get("constant_prediction")) for r in recs)
         if constant and key[0] != "constant":
             flags.append(f"constant prediction ({constant}/{n})")

@@ -262,3 +262,15 @@ def test_a_tabular_baseline_that_pools_the_drugs_is_flagged():
     flags = method_flags([record("svm", "mean"), record("treecomb", "concat"), record("baitsao", "mean")]).set_index("model")["flags"]
     assert "drugs pooled (mean)" in flags["svm"]
     assert "pooled" not in flags["treecomb"] and "pooled" not in flags["baitsao"]  # BAITSAO's pooling is its method
+
+
+def test_a_frozen_or_lora_encoder_is_flagged():
+    from synbench.leaderboard import method_flags
+
+    def record(strategy):
+        return {"job": {"model": "bert", "featurizers": ["description"], "profile": "cpu", "protocol": "strong",
+                        "params": {} if strategy == "frozen" else {"strategy": strategy}},
+                "task": "classification", "params": {"strategy": strategy}, "search_summary": {"n_trials": 12}}
+
+    flags = method_flags([record("frozen"), record("lora"), record("full")])["flags"].tolist()
+    assert flags[0] == "encoder frozen (head only)" and flags[1] == "encoder lora" and "encoder" not in flags[2]

@@ -312,7 +312,8 @@ def _add_lora(net, r: int, alpha: float, dropout: float) -> dict:
 
 class BertBaseline(Model):
     name = "bert"
-    description = "BERT-family encoder (all-MiniLM-L6-v2) fine-tuned on the concatenated drug and cell-line descriptions"
+    description = ("BERT-family encoder (all-MiniLM-L6-v2) on the concatenated drug and cell-line descriptions: "
+                   "fine-tuned (strategy full), LoRA adapters (lora) or a head on the frozen encoder (frozen, the cpu profile)")
     reference = "Devlin et al. 2019 (BERT); Wang et al. 2020 (MiniLM); BAITSAO baseline (Liu et al. 2025)"
     featurizers = ("description",)
     search_space = {"epochs": Integer(5, 10), "lr": Real(1e-5, 1e-4, log=True)}  # BAITSAO Table 1
