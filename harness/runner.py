@@ -35,6 +35,10 @@ from .splits import (CROSS, EXTERNAL, check_scheme, check_splits, describe_cover
 from .store import Store
 
 SELECTION_METRIC = {"regression": ("mse", False), "classification": ("roc_auc", True)}
+# the search's pruner: keep a trial unless it is in the worst quarter at a step. Revision 1 (records
+# whose summary says "percentile 25") kept only the best quarter, pruning far more than intended
+PRUNE_KEEP_PERCENTILE = 75.0
+PRUNER_REVISION = 2
 LEGACY_PROTOCOL = "table1"
 # protocols under which the harness standardises every regression target with training statistics
 SCALED_PROTOCOLS = ("strong",)
@@ -363,9 +367,10 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, n_trials // 3), multivariate=True)
     # Prune only a trial in the worst quarter of those seen at the same step, and only after the
     # model's warm-up: early in training a slow learner (boosting at a low learning rate) looks worse
-    # than it ends, and a median rule from the first steps pruned most trials of every boosting search
+    # than it ends, and a median rule from the first steps pruned most trials of every boosting search.
+    # (Optuna's percentile is the share kept: 75 keeps the best three quarters)
     warmup = int(getattr(model, "prune_warmup_steps", PRUNE_WARMUP_STEPS))
-    pruner = optuna.pruners.PercentilePruner(25.0, n_startup_trials=4, n_warmup_steps=warmup)
+    pruner = optuna.pruners.PercentilePruner(PRUNE_KEEP_PERCENTILE, n_startup_trials=4, n_warmup_steps=warmup)
     study = optuna.create_study(direction="maximize" if higher else "minimize", sampler=sampler, pruner=pruner)
     trials = []
     for i in range(n_trials):
@@ -396,7 +401,7 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         trials.append({"params": config, metric_name: score, "state": "complete" if np.isfinite(score) else "failed",
                        "seconds": round(time.perf_counter() - t0, 2)})
-    summary = {"sampler": "optuna TPE (multivariate)", "pruner": f"percentile 25 after {warmup} steps", "n_trials": n_trials,
+    summary = {"sampler": "optuna TPE (multivariate)", "pruner": f"worst quarter at a step, after {warmup} steps", "pruner_revision": PRUNER_REVISION, "n_trials": n_trials,
                "budget": "trials", "rows": len(search_train), "metric": metric_name,
                "pruned": sum(t["state"] == "pruned" for t in trials)}
     finite = [t for t in trials if t["state"] == "complete"]

@@ -45,6 +45,7 @@ STORE_FORMAT = 1
 MARKER = "store.json"
 PART_PREFIX = ".part-"
 QUARANTINE = ".quarantine"
+SUPERSEDED = ".superseded"  # valid jobs whose result came from a harness defect since fixed
 # A temporary file or staging directory untouched for this long belongs to no live writer (every
 # write finishes in seconds and keeps touching its file), so opening a store or cache removes it.
 STALE_SECONDS = 3600
@@ -126,6 +127,18 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def superseded_because(record: dict) -> str | None:
+    """Why a stored, valid job no longer counts as done (None when it does): its result came from
+    a harness defect fixed since, so the next run recomputes it. The old job is moved aside, not
+    deleted. A search that pruned no trial is unaffected by the pruner fix: with nothing pruned,
+    the corrected pruner sees the same history and samples the same trials."""
+    summary = record.get("search_summary") or {}
+    if summary.get("pruned") and "pruner_revision" not in summary:
+        return ("its search pruned every trial outside the best quarter at a step (the pruner now prunes "
+                "only the worst quarter)")
+    return None
 
 
 class Store:
@@ -224,16 +237,22 @@ class Store:
             return True
         problem = self.job_problem(job_id)
         if problem is None:
-            if signature is not None:
-                self._valid[job_id] = signature
-            return True
+            reason = superseded_because(json.loads((self.jobs_dir / job_id / "record.json").read_text(encoding="utf-8")))
+            if reason is None:
+                if signature is not None:
+                    self._valid[job_id] = signature
+                return True
+            self._valid.pop(job_id, None)
+            self._quarantine(self.jobs_dir / job_id, f"job {job_id}: superseded, {reason}",
+                             "it will be recomputed by the next run", folder=SUPERSEDED)
+            return False
         self._valid.pop(job_id, None)
         self._quarantine(self.jobs_dir / job_id, f"job {job_id}: {problem}", "it will be recomputed by the next run")
         return False
 
-    def _quarantine(self, path: Path, what: str, then: str) -> Path | None:
-        """Move ``path`` into a ``.quarantine`` folder beside it (kept for inspection, never
-        deleted) and say so; returns where it went (None if it could not be moved)."""
+    def _quarantine(self, path: Path, what: str, then: str, folder: str = QUARANTINE) -> Path | None:
+        """Move ``path`` into a ``.quarantine`` (or ``folder``) folder beside it (kept for
+        inspection, never deleted) and say so; returns where it went (None if it could not be moved)."""
         if not path.exists():
             return None
         if not self.repair:
@@ -242,7 +261,7 @@ class Store:
                 self.set_aside.append(message)
                 warn(message)
             return None
-        folder = path.parent / QUARANTINE / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        folder = path.parent / folder / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
             os.rename(path, folder)

@@ -263,6 +263,27 @@ def test_a_damaged_job_is_set_aside_and_recomputed(store_dir, damage, capsys):
     assert store.record(job_id)["metrics"] == pytest.approx(original_metrics, nan_ok=True)
 
 
+@pytest.mark.parametrize("summary, superseded", [
+    ({"pruned": 3, "pruner": "percentile 25 after 300 steps"}, True),  # the old pruner cut these trials
+    ({"pruned": 0, "pruner": "percentile 25 after 300 steps"}, False),  # nothing pruned: same search either way
+    ({"pruned": 3, "pruner_revision": 2}, False),  # the corrected pruner
+])
+def test_a_job_searched_with_the_old_pruner_is_set_aside_and_recomputed(store_dir, summary, superseded):
+    store = Store(store_dir, create=False)
+    job_id = store.job_ids()[0]
+    path = store.jobs_dir / job_id / "record.json"
+    record = json.loads(path.read_text())
+    record["search_summary"] = {**record.get("search_summary", {}), **summary}
+    path.write_text(json.dumps(record))
+    res = _invoke("leaderboard", store_dir, "--no-write")
+    assert res.exit_code == 0, res.output
+    assert (f"warning: job {job_id}: superseded, its search pruned" in res.output) is superseded
+    aside = store_dir / "jobs" / ".superseded"
+    assert (aside.is_dir() and [p.name[:len(job_id)] for p in aside.iterdir()] == [job_id]) is superseded
+    summary_of_run = runner.run(_plan(), Store(store_dir, create=False))
+    assert summary_of_run["done"] == int(superseded) and summary_of_run["skipped"] == 4 - int(superseded)
+
+
 def test_a_dry_run_reports_a_damaged_job_as_pending_and_moves_nothing(store_dir):
     store = Store(store_dir, create=False)
     job_id = store.job_ids()[0]

@@ -46,7 +46,7 @@ def test_a_search_runs_the_same_trials_in_the_smoke_profile(model):
     record, predictions = _compute(dataclasses.replace(job, profile="smoke"))
     summary = record["search_summary"]
     assert summary["n_trials"] == len(record["search"]) == 2
-    assert summary["pruner"] == f"percentile 25 after {PRUNE_WARMUP_EPOCHS} steps"
+    assert summary["pruner"] == f"worst quarter at a step, after {PRUNE_WARMUP_EPOCHS} steps"
     assert set(record["selected_params"]) == {k for k, v in summary["space"].items()}
     # the final fit keeps the smoke profile's epoch cap: the search changed only the searched values
     smoke = get_registry().model(model).profiles["smoke"].params
@@ -97,12 +97,45 @@ def test_a_hopeless_trial_is_pruned_after_the_models_warm_up(warmup):
     train, valid, _, _ = mock_batches(get_registry().model("lasso"), "regression")
     model = type("Reporter", (_Reporter,), {"prune_warmup_steps": warmup, "fits": []})()
     _, trials, summary = _select(model, Profile(), train, valid, 0, {"x": Real(0.0, 1.0)}, n_trials=6)
-    assert summary["pruner"] == f"percentile 25 after {warmup} steps"
+    assert summary["pruner"] == f"worst quarter at a step, after {warmup} steps"
     if warmup == PRUNE_WARMUP_EPOCHS:  # pruned at the first step after the warm-up, not before
         assert [t["state"] for t in trials] == ["complete"] * 4 + ["pruned"] * 2
         assert type(model).fits == [20] * 4 + [warmup] * 2 and summary["pruned"] == 2
     else:  # boosting's long warm-up: 20 steps never reach it
         assert summary["pruned"] == 0 and type(model).fits == [20] * 6
+
+
+class _Ranked(Model):
+    """Reports 20 steps of a fixed validation loss per fit, from ``LOSSES`` in order."""
+
+    name = "ranked"
+    prune_warmup_steps = PRUNE_WARMUP_EPOCHS
+    LOSSES = [1.0, 2.0, 3.0, 4.0, 2.5, 3.9, 4.5]
+    fits: list = []
+
+    def __init__(self, task="regression", seed=0, x=0.5):
+        self.task, self.seed, self.x = task, seed, x
+
+    def fit(self, train, valid=None):
+        loss = self.LOSSES[len(self.fits)]
+        self.fits.append(loss)
+        for step in range(1, 21):
+            self.report_validation(step, loss)
+        return self
+
+    def predict(self, batch):
+        return np.zeros(len(batch))
+
+
+def test_the_search_prunes_only_the_worst_quarter():
+    # after four finished trials (losses 1-4), a trial at 2.5 or 3.9 is not in the worst quarter
+    # (above the 75th percentile, 3.25 ... 4) only when it is above 3.25: 2.5 runs to its end, 3.9
+    # and 4.5 are pruned; keeping only the best quarter would prune the 2.5 trial as well
+    train, valid, _, _ = mock_batches(get_registry().model("lasso"), "regression")
+    model = type("Ranked", (_Ranked,), {"fits": []})()
+    _, trials, summary = _select(model, Profile(), train, valid, 0, {"x": Real(0.0, 1.0)}, n_trials=7)
+    assert [t["state"] for t in trials] == ["complete"] * 5 + ["pruned"] * 2
+    assert summary["pruner_revision"] == 2
 
 
 def test_treecomb_keeps_the_boosting_warm_up():
