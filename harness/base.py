@@ -150,12 +150,23 @@ class Profile:
     # bounds the rows of the final fit too (the same random subsample for every model of a fold):
     # for a first board in minutes, recorded and flagged on the board
     fit_max_rows: int | None = None
+    # a budget's own range for a parameter the protocol searches (the learning rate of a faster
+    # optimiser the profile fixes); a parameter the protocol does not search stays unsearched
+    ranges: dict[str, Any] = field(default_factory=dict)
 
     def with_params(self, note: str = "", **params) -> "Profile":
         """The same budget with fixed parameters added (a model's own bound, e.g. its tree count)."""
         from dataclasses import replace
 
         return replace(self, params={**self.params, **params}, description=self.description + (f"; {note}" if note else ""))
+
+    def with_ranges(self, **ranges) -> "Profile":
+        """The same budget searching its own range for parameters the protocol searches."""
+        from dataclasses import replace
+
+        if not all(is_distribution(v) for v in ranges.values()):
+            raise TypeError("Profile.with_ranges takes Real, Integer or Categorical ranges")
+        return replace(self, ranges={**self.ranges, **ranges})
 
 
 # Trials of hyperparameter search per job, identical for every model of a profile.

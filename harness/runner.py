@@ -563,6 +563,7 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
     test.y, test.aux = None, None  # a model never sees test labels, of this target or any other
 
     space = model_cls.space_for(job.protocol, target.task) if job.protocol in PROTOCOLS else dict(model_cls.search_space)
+    space = {k: profile.ranges.get(k, v) if is_distribution(v) else v for k, v in space.items()}
     protocol_fixed = {k: v for k, v in space.items() if not is_distribution(v)}
     # a profile's parameters are its budget: they bound what a protocol fixes (a smaller tree cap in
     # the quick profile); -p overrides both

@@ -67,8 +67,10 @@ def test_a_search_fit_reports_every_epoch(model):
     assert epochs >= 2 and [s for s, _ in steps] == list(range(1, epochs + 1))
     assert all(np.isfinite(loss) for _, loss in steps)
     assert cls.prune_warmup_steps == PRUNE_WARMUP_EPOCHS
-    if model == "deepsynergy":  # a search trial's refit leaves the scored validation rows out
-        assert net.training_log_["refit"]["n_combinations"] == len(train)
+    if model == "deepsynergy":  # a search trial is scored by its first phase's best epoch: no refit
+        log = net.training_log_
+        assert log["refit"] is None and log["epochs"] == epochs
+        assert log["kept_epoch"] == int(np.argmin([loss for _, loss in steps])) + 1
 
 
 class _Reporter(Model):
@@ -214,3 +216,21 @@ def test_single_task_is_a_method_of_its_own_on_the_board(tmp_path):
     board = build(store.metrics_frame(), ["pcc"]).summary
     profiles = sorted(board[board["model"] == "baitsao"]["profile"])
     assert profiles == ["smoke", "smoke task_mode=single"]
+
+
+def test_a_profile_sets_its_own_range_only_for_what_the_protocol_searches():
+    # DeepSynergy's cpu profile trains with Adam, so it searches Adam's learning rates under
+    # strong; under table1 (nothing searched) the range changes nothing
+    small = {"hidden": (16, 8), "max_epochs": 2, "smoothing_window": 1}
+    for protocol in ("strong", "table1"):
+        (job,) = plan(["mock"], ["deepsynergy"], targets=["score"], profile="cpu", folds=[0], trials=1,
+                      params=small, protocols=(protocol,))
+        record, _ = _compute(job)
+        space = record["search_summary"].get("space", {})
+        if protocol == "strong":
+            assert space["lr"] == str(Real(1e-5, 1e-3, log=True)) and record["params"]["optimizer"] == "adam"
+            assert 1e-5 <= record["selected_params"]["lr"] <= 1e-3
+        else:
+            assert space == {} and record["params"]["lr"] == 1e-4
+    with pytest.raises(TypeError):
+        Profile().with_ranges(lr=0.1)
