@@ -10,6 +10,8 @@ STORES=(results/d1-oneil-cpu results/d3-deepdds-cpu results/oneil-zip-cpu)
 # diagnostics (single folds measuring why a baseline falls short) and the tissue-transfer scenarios
 [ -f results/d1-diagnostics/store.json ] && STORES+=(results/d1-diagnostics)
 [ -f results/d1-transfer/store.json ] && STORES+=(results/d1-transfer)
+# cross-dataset: trained on the O'Neil ZIP scores, tested on CLOUD and FORCINA
+[ -f results/oneil-zip-cross/store.json ] && STORES+=(results/oneil-zip-cross)
 for store in "${STORES[@]}"; do
     synbench leaderboard "$store" > /dev/null
     synbench report "$store" --out "$store/report.html"

@@ -503,7 +503,9 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         intro.append(f"{runs.duplicates} jobs appear in more than one store with the same predictions; each is counted once.")
     rep.add(" ".join(intro))
     group_of = {r["job_id"]: r["fold_group"] for r in runs.records if r.get("fold_group")}
-    sections = ["Summary", "Leaderboard"] + (["Per held-out group"] if group_of else []) + ["Fold-level results", "Predictions", "Paired tests", "Baseline strength", "Published figures",
+    coverage = {(r["job"]["dataset"], r["job"]["split"]): r["coverage"] for r in runs.records if r.get("coverage")}
+    sections = ["Summary", "Leaderboard"] + (["Per held-out group"] if group_of else []) + (
+        ["Test-set coverage"] if coverage else []) + ["Fold-level results", "Predictions", "Paired tests", "Baseline strength", "Published figures",
                 "Runtime and memory", "Selected hyperparameters", "Provenance"]
     rep.add("Contents: " + " · ".join(f"[{s}](#{_slug(s)})" for s in sections))
 
@@ -578,6 +580,23 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         rep.add("### Average rank across all datasets",
                 md_table(["method"] + [f"avg rank {m}" for m in wide.columns],
                          [[i] + [_num(v, 2) for v in row] for i, row in zip(wide.index, wide.to_numpy())]))
+
+    # -- cross-dataset coverage: which test entities the training dataset never had (a score on
+    # unseen drugs and cell lines is a different claim from one on seen ones)
+    if coverage:
+        rows = []
+        for (dataset, split), cov in sorted(coverage.items()):
+            drugs, cells_ = cov.get("drugs", {}), cov.get("cell_lines", {})
+            unseen = list(cells_.get("unseen", [])) + list(drugs.get("unseen", []))
+            rows.append([dataset, split, f"{cov.get('test_rows', 0):,}", f"{cov.get('test_rows_with_unseen', 0):,}",
+                         f"{drugs.get('n_unseen', 0)} of {drugs.get('test', 0)}", f"{cells_.get('n_unseen', 0)} of {cells_.get('test', 0)}",
+                         ", ".join(unseen[:4]) + (f" (+{len(unseen) - 4} more)" if len(unseen) > 4 else "")])
+        rep.add("## Test-set coverage",
+                "Cross-dataset jobs (`--split cross:TRAIN_DATASET`) train on one dataset and test on another. Per test "
+                "dataset: the test drugs and cell lines that no training row holds, and the test rows that hold at least "
+                "one of them (as stored in each job record).",
+                md_table(["test dataset", "split", "test rows", "rows with an unseen entity", "unseen drugs",
+                          "unseen cell lines", "e.g."], rows))
 
     # -- per held-out group: under the tissue schemes a fold is one target tissue, so the fold-level
     # numbers are the per-tissue results (a mean over tissues hides which ones transfer)

@@ -221,6 +221,13 @@ def test_cross_dataset_run_stores_the_coverage(tmp_path):
     assert records[0]["coverage"]["cell_lines"]["unseen"] == ["CELL-E", "CELL-F"]
     assert records[0]["n_rows"]["test"] == 576
     assert (out / "splits" / "mock--cross:mock-train--k1--seed0.parquet").is_file()
+    # the report's coverage table, from the stored records
+    res = subprocess.run([sys.executable, "-m", "synbench.cli", "report", str(out), "--out", str(tmp_path / "r" / "report.html")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "## Test-set coverage" in text
+    assert "| mock | cross:mock-train | 576 | 192 | 0 of 12 | 2 of 6 | CELL-E, CELL-F |" in text
 
 
 # -- embedding files -------------------------------------------------------------------------------
