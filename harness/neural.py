@@ -8,6 +8,7 @@ Device: ``SYNBENCH_DEVICE`` when set (``cpu``, ``cuda``, ``cuda:1``), else CUDA 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import random
 
@@ -80,6 +81,16 @@ class EarlyStopping:
     def restore(self, model) -> None:
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
+
+    _FIELDS = ("best_loss", "best_epoch", "best_state", "history", "stopped", "_smoothed", "_bad")
+
+    def state_dict(self) -> dict:
+        """What a resumed training run needs to continue the same early-stopping decisions."""
+        return {name.lstrip("_"): getattr(self, name) for name in self._FIELDS}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self._FIELDS:
+            setattr(self, name, state[name.lstrip("_")])
 
 
 STOPPED = ("early stopping", "cap", "diverged")
@@ -236,3 +247,70 @@ def predict_tensor(net, inputs, batch_size: int = 2048):
     with torch.no_grad():
         parts = [net(*(x[start:start + batch_size] for x in inputs)) for start in range(0, n, batch_size)]
     return torch.cat(parts) if parts else torch.empty(0)
+
+
+class TrainingState:
+    """A final fit's training state on disk, so that a job stopped part-way (the session ended, the
+    machine went down) continues at the epoch where it stopped instead of starting again.
+
+    The harness sets ``model.checkpoint_path_`` before a job's final fit (never for a search
+    trial) and deletes the file once the job is stored. A model saves after every epoch: the
+    weights, the optimiser, both random-number states (the shuffling generator and torch's global
+    one, which drives dropout) and its loop's own bookkeeping, so the resumed run computes exactly
+    what the uninterrupted one would. ``fingerprint`` (the model's parameters and the training
+    data's shape) must match, else the file is ignored and training starts afresh. Files hold only
+    tensors and plain values and are read with ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(self, path, fingerprint: dict):
+        from pathlib import Path
+
+        self.path = Path(path)
+        self.fingerprint = json.dumps(fingerprint, sort_keys=True, default=str)
+        self._phases: dict = {}
+        if self.path.is_file():
+            import torch
+
+            try:
+                saved = torch.load(self.path, map_location="cpu", weights_only=True)
+            except Exception:  # damaged or foreign: start afresh (the file is replaced on the first save)
+                saved = None
+            if isinstance(saved, dict) and saved.get("fingerprint") == self.fingerprint:
+                self._phases = dict(saved.get("phases", {}))
+
+    @classmethod
+    def of(cls, model, fingerprint: dict) -> "TrainingState | None":
+        path = getattr(model, "checkpoint_path_", None)
+        return None if path is None else cls(path, {**fingerprint, "params": model.get_params()})
+
+    def get(self, phase: str) -> dict | None:
+        return self._phases.get(phase)
+
+    def put(self, phase: str, state: dict, drop: tuple[str, ...] = ()) -> None:
+        """Store ``state`` as ``phase`` (dropping the phases in ``drop``) and write the file atomically."""
+        import torch
+
+        self._phases[phase] = state
+        for name in drop:
+            self._phases.pop(name, None)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"fingerprint": self.fingerprint, "phases": self._phases}, tmp)
+        os.replace(tmp, self.path)
+
+
+def loop_state(net, optimiser, generator, **bookkeeping) -> dict:
+    """Everything an epoch loop needs to continue exactly: weights, optimiser, RNG states."""
+    import torch
+
+    return {"net": {k: v.detach().clone() for k, v in net.state_dict().items()}, "optimiser": optimiser.state_dict(),
+            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), **bookkeeping}
+
+
+def restore_loop(saved: dict, net, optimiser, generator) -> None:
+    import torch
+
+    net.load_state_dict(saved["net"])
+    optimiser.load_state_dict(saved["optimiser"])
+    generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["torch_rng"])

@@ -17,6 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -107,6 +108,9 @@ class RunSettings:
     # inline jobs compute in a forked child so that a signal stops them at once; False keeps them in
     # this process (a library caller that inspects or patches the model in-process)
     isolate: bool = True
+    # where a final fit keeps its resumable training state (``.training-<job id>.pt``; models that
+    # support it save every epoch); None: nowhere. ``execute`` uses the store's jobs folder
+    checkpoint_dir: str | None = None
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -489,6 +493,8 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None, isolate
     stops the job at once even inside a long C-level fit: this process ends the child and releases
     the lock. The child writes nothing; this process stores what it sends back."""
     settings = settings or RunSettings()
+    if settings.checkpoint_dir is None:
+        settings = replace(settings, checkpoint_dir=str(store.jobs_dir))
     if store.has_job(job.job_id):
         return None
     with store.claim(job.job_id) as claimed:
@@ -501,7 +507,13 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None, isolate
         else:
             record, predictions = compute(job, settings, shared)
         store.write_job(job.job_id, record, predictions)
+        training_state_path(settings, job).unlink(missing_ok=True)  # the job is stored: nothing to resume
     return record
+
+
+def training_state_path(settings: RunSettings, job: Job) -> Path:
+    """Where the final fit of ``job`` keeps its resumable training state."""
+    return Path(settings.checkpoint_dir or ".") / f".training-{job.job_id}.pt"
 
 
 def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict, pd.DataFrame]:
@@ -580,6 +592,8 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
                                                  search_space, n_trials)
         search_seconds = time.perf_counter() - t0
         final = model.clone(**chosen)
+        if settings.checkpoint_dir:  # a model that can resume its training saves its state there
+            final.checkpoint_path_ = training_state_path(settings, job)
         t0 = time.perf_counter()
         progress.report("final fit")
         if final.uses_validation:  # an instance may decide (e.g. boosting with or without early stopping)

@@ -56,6 +56,7 @@ from synbench.base import DEFAULT_PROFILES, PRUNE_WARMUP_EPOCHS, SEARCH_TRIALS, 
 from synbench.errors import ConfigError, DataError
 from synbench.features import tabular_design
 from synbench.hookspecs import hookimpl
+from synbench.neural import TrainingState
 from synbench.reference import CHEM_EXPR
 
 NORMS = ("tanh_norm", "tanh", "norm")
@@ -170,13 +171,16 @@ class DeepSynergyModel(Model):
 
         return nn.MSELoss() if self.task == "regression" else nn.BCEWithLogitsLoss()
 
-    def _train(self, X, y, epochs: int, dev, generator, valid=None, keep_best=False) -> tuple[object, dict]:
+    def _train(self, X, y, epochs: int, dev, generator, valid=None, keep_best=False, state=None,
+               phase="refit") -> tuple[object, dict]:
         """Train a fresh network for ``epochs`` (first phase: with ``valid`` = (X, y), stopping on
         ``patience``); returns it with its loss history. ``keep_best`` returns the network with the
-        weights of its lowest validation loss (a search trial's)."""
+        weights of its lowest validation loss (a search trial's). ``state`` (a
+        :class:`synbench.neural.TrainingState`) is saved after every epoch under ``phase`` and, when
+        it holds that phase, training continues from its last epoch."""
         import torch
 
-        from synbench.neural import predict_tensor, train_epoch
+        from synbench.neural import loop_state, predict_tensor, restore_loop, train_epoch
         from synbench.progress import report
 
         net = self._network(X.shape[1], dev)
@@ -193,11 +197,21 @@ class DeepSynergyModel(Model):
         history = {"train_loss": [], "val_loss": [], "stopped_early": False, "diverged": False}
         best_trailing, since_best = np.inf, 0
         best_raw, best_state = np.inf, None
+        saved = state.get(phase) if state is not None else None
+        if saved is not None:  # a job stopped part-way: continue after its last finished epoch
+            restore_loop(saved, net, optimiser, generator)
+            history = {**history, "train_loss": list(saved["train_loss"]), "val_loss": list(saved["val_loss"]),
+                       "resumed_at_epoch": len(saved["train_loss"])}
+            best_trailing, since_best = float(saved["best_trailing"]), int(saved["since_best"])
+            report(f"{phase}: resumed after epoch {len(history['train_loss'])} of {epochs}")
         t0 = time.perf_counter()
-        for _ in range(epochs):
+        for _ in range(len(history["train_loss"]), epochs):
             history["train_loss"].append(train_epoch(net, optimiser, loss_fn, inputs, target, self.batch_size, generator))
             if valid is None:
                 report(f"refit epoch {len(history['train_loss'])}/{epochs}")
+                if state is not None:
+                    state.put(phase, loop_state(net, optimiser, generator, train_loss=history["train_loss"], val_loss=[],
+                                                best_trailing=best_trailing, since_best=since_best))
                 continue
             history["val_loss"].append(float(loss_fn(predict_tensor(net, v_inputs), v_target)))
             report(f"epoch {len(history['val_loss'])}/{epochs}: validation loss {history['val_loss'][-1]:.4g}")
@@ -216,6 +230,9 @@ class DeepSynergyModel(Model):
             if self.patience is not None and since_best >= self.patience:
                 history["stopped_early"] = True
                 break
+            if state is not None:
+                state.put(phase, loop_state(net, optimiser, generator, train_loss=history["train_loss"],
+                                            val_loss=history["val_loss"], best_trailing=best_trailing, since_best=since_best))
         history["seconds"] = round(time.perf_counter() - t0, 2)
         if best_state is not None:
             net.load_state_dict(best_state)
@@ -250,9 +267,19 @@ class DeepSynergyModel(Model):
             y_va = self._labels(valid)[pos_va]
             normaliser = make_normaliser(self.norm).fit(X_tr)  # statistics of the inner training rows only
             searching = getattr(self, "report_progress_", None) is not None
-            net, hist = self._train(normaliser.transform(X_tr).astype(np.float32, copy=False), y_tr, int(self.max_epochs),
-                                    dev, generator, valid=(normaliser.transform(X_va).astype(np.float32, copy=False), y_va),
-                                    keep_best=searching)
+            state = None if searching else TrainingState.of(self, {"train": X_tr.shape, "valid": X_va.shape})
+            done = state.get("select-done") if state is not None else None
+            if done is not None:  # the first phase had finished before the job was stopped
+                net, hist = None, {k: v for k, v in done.items() if k not in ("generator", "torch_rng")}
+                generator.set_state(done["generator"])  # where the uninterrupted run's refit starts
+                torch.set_rng_state(done["torch_rng"])
+            else:
+                net, hist = self._train(normaliser.transform(X_tr).astype(np.float32, copy=False), y_tr, int(self.max_epochs),
+                                        dev, generator, valid=(normaliser.transform(X_va).astype(np.float32, copy=False), y_va),
+                                        keep_best=searching, state=state, phase="select")
+                if state is not None:
+                    state.put("select-done", {**hist, "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
+                              drop=("select",))
             curve = smoothed_curve(hist["val_loss"], int(self.smoothing_window))
             finite = np.where(np.isfinite(curve), curve, np.inf)
             best_epoch = int(np.argmin(finite)) + 1
@@ -280,12 +307,13 @@ class DeepSynergyModel(Model):
             n_combinations = len(train) + len(valid)
             del X_tr, X_va
         else:  # no validation split: no epoch selection, train for max_epochs
+            state = TrainingState.of(self, {"train": X_tr.shape, "valid": None})
             best_epoch = int(self.max_epochs)
             stop = stop_reason(best_epoch, best_epoch, best_epoch, self.patience, None, stopped_early=False)
             X_fit, y_fit, n_combinations = X_tr, y_tr, len(train)
         self.normaliser_ = make_normaliser(self.norm).fit(X_fit)
         self.net_, hist = self._train(self.normaliser_.transform(X_fit).astype(np.float32, copy=False), y_fit, best_epoch,
-                                      dev, generator)
+                                      dev, generator, state=state, phase="refit")
         log["refit"] = {"epochs": best_epoch, "train_loss": hist["train_loss"], "n_combinations": n_combinations,
                         "n_samples": len(y_fit), "seconds": hist["seconds"]}
         log["epochs"] = log.get("selection", {}).get("epochs_run", 0) + best_epoch

@@ -194,7 +194,9 @@ class MarsyModel(Model):
         import torch
         from sklearn.preprocessing import StandardScaler
 
-        from synbench.neural import EarlyStopping, device, predict_tensor, seed_everything, stop_reason, train_epoch
+        from synbench.neural import (EarlyStopping, TrainingState, device, loop_state, predict_tensor, restore_loop,
+                                     seed_everything, stop_reason, train_epoch)
+        from synbench.progress import report
 
         if self.task != "regression":
             raise ConfigError(f"marsy is a regressor (task '{self.task}' is not supported)")
@@ -225,17 +227,29 @@ class MarsyModel(Model):
         # Keras Adamax defaults as the authors set them (torch's eps default differs)
         optimiser = torch.optim.Adamax(self.net_.parameters(), lr=self.lr, betas=(0.9, 0.999), eps=1e-7)
         train_loss, val_loss = [], []
+        # a job's final fit saves its state every epoch and, stopped part-way, continues from it
+        state = None if getattr(self, "report_progress_", None) is not None else TrainingState.of(
+            self, {"train": tuple(target.shape), "valid": tuple(v_target.shape) if check is not None else None})
+        saved = state.get("train") if state is not None else None
+        if saved is not None:
+            restore_loop(saved, self.net_, optimiser, generator)
+            train_loss, val_loss = list(saved["train_loss"]), list(saved["val_loss"])
+            if check is not None:
+                check.load_state_dict(saved["early_stopping"])
+            report(f"resumed after epoch {len(train_loss)} of {int(self.max_epochs)}")
         t0 = time.perf_counter()
-        for epoch in range(int(self.max_epochs)):
+        for epoch in range(len(train_loss), int(self.max_epochs)):
             train_loss.append(train_epoch(self.net_, optimiser, _masked_mse, inputs, target, self.batch_size, generator))
-            if check is None:
-                continue
-            v_pred = predict_tensor(self.net_, v_inputs)
-            val_loss.append(float(_masked_mse(v_pred, v_target)))
-            # the search scores the synergy output alone
-            self.report_validation(epoch + 1, float(_masked_mse(v_pred[:, :1], v_target[:, :1])))
-            if check.step(epoch, val_loss[-1], self.net_) or not np.isfinite(val_loss[-1]):
-                break
+            if check is not None:
+                v_pred = predict_tensor(self.net_, v_inputs)
+                val_loss.append(float(_masked_mse(v_pred, v_target)))
+                # the search scores the synergy output alone
+                self.report_validation(epoch + 1, float(_masked_mse(v_pred[:, :1], v_target[:, :1])))
+                if check.step(epoch, val_loss[-1], self.net_) or not np.isfinite(val_loss[-1]):
+                    break
+            if state is not None:
+                state.put("train", loop_state(self.net_, optimiser, generator, train_loss=train_loss, val_loss=val_loss,
+                                              early_stopping=check.state_dict() if check is not None else None))
         if check is not None:
             stop = stop_reason(len(train_loss), int(self.max_epochs), check.best_epoch + 1, self.patience, "validation MSE",
                                stopped_early=check.stopped, diverged=not np.isfinite(val_loss[-1]))

@@ -1,0 +1,106 @@
+"""A long final fit stopped part-way (a session's end, a machine going down) continues at the epoch
+where it stopped, and computes exactly what the uninterrupted fit computes."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+from synbench import neural  # noqa: E402
+from synbench import runner  # noqa: E402
+from synbench.registry import get_registry  # noqa: E402
+from synbench.store import Store  # noqa: E402
+from synbench.testing import mock_batches  # noqa: E402
+
+SMALL = {"hidden": (16, 8), "max_epochs": 6, "smoothing_window": 3, "optimizer": "adam", "lr": 1e-3}
+MARSY = {"triple_layers": (32, 64), "pair_layers": (16, 32), "decoder_layers": (64, 16), "max_epochs": 8, "patience": 2}
+
+
+class Stop(Exception):
+    pass
+
+
+def _fit(cls, train, valid, path, stop_after=None, monkeypatch=None):
+    model = cls(task="regression", seed=0, **(MARSY if cls.name == "marsy" else SMALL))
+    model.checkpoint_path_ = path
+    if stop_after is not None:
+        calls, real = [0], neural.train_epoch
+
+        def stopping(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] > stop_after:
+                raise Stop
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(neural, "train_epoch", stopping)
+        with pytest.raises(Stop):
+            model.fit(train, valid)
+        monkeypatch.setattr(neural, "train_epoch", real)
+        return None
+    return model.fit(train, valid)
+
+
+@pytest.mark.parametrize("stop_after", [3, 8])  # in the epoch-selection phase; in the refit
+def test_a_stopped_deepsynergy_fit_resumes_where_it_stopped(tmp_path, monkeypatch, stop_after):
+    cls = get_registry().model("deepsynergy")
+    train, valid, test, _ = mock_batches(cls, "regression")
+    whole = _fit(cls, train, valid, tmp_path / "whole.pt")
+    epochs_first = whole.training_log_["selection"]["epochs_run"]
+    assert stop_after < epochs_first + whole.training_log_["best_epoch"]  # it does stop part-way
+    path = tmp_path / "stopped.pt"
+    _fit(cls, train, valid, path, stop_after=stop_after, monkeypatch=monkeypatch)
+    assert path.is_file()
+    resumed = _fit(cls, train, valid, path)
+    np.testing.assert_array_equal(resumed.predict(test), whole.predict(test))
+    assert resumed.training_log_["selection"]["val_loss"] == whole.training_log_["selection"]["val_loss"]
+    assert resumed.training_log_["refit"]["train_loss"] == whole.training_log_["refit"]["train_loss"]
+
+
+@pytest.mark.parametrize("restore_best", [False, True])
+def test_a_stopped_marsy_fit_resumes_where_it_stopped(tmp_path, monkeypatch, restore_best):
+    cls = get_registry().model("marsy")
+    MARSY["restore_best"] = restore_best
+    try:
+        train, valid, test, _ = mock_batches(cls, "regression")
+        whole = _fit(cls, train, valid, tmp_path / "whole.pt")
+        assert whole.training_log_["epochs"] > 3
+        path = tmp_path / "stopped.pt"
+        _fit(cls, train, valid, path, stop_after=3, monkeypatch=monkeypatch)
+        resumed = _fit(cls, train, valid, path)
+    finally:
+        MARSY.pop("restore_best")
+    np.testing.assert_array_equal(resumed.predict(test), whole.predict(test))
+    for key in ("val_loss", "train_loss", "best_epoch", "stopped"):
+        assert resumed.training_log_[key] == whole.training_log_[key]
+
+
+def test_a_state_of_other_parameters_is_ignored(tmp_path):
+    cls = get_registry().model("deepsynergy")
+    train, valid, test, _ = mock_batches(cls, "regression")
+    path = tmp_path / "state.pt"
+    other = cls(task="regression", seed=0, **{**SMALL, "lr": 1e-2})
+    other.checkpoint_path_ = path
+    other.fit(train, valid)
+    fresh = cls(task="regression", seed=0, **SMALL).fit(train, valid)  # no state at all
+    model = _fit(cls, train, valid, path)  # finds lr 1e-2's file: starts afresh
+    np.testing.assert_array_equal(model.predict(test), fresh.predict(test))
+
+
+def test_the_state_file_is_removed_once_the_job_is_stored(tmp_path):
+    store = Store(tmp_path / "store")
+    (job,) = runner.plan(["mock"], ["deepsynergy"], targets=["score"], profile="smoke", folds=[0])
+    settings = runner.RunSettings(isolate=False)
+    state = runner.training_state_path(runner.RunSettings(checkpoint_dir=str(store.jobs_dir)), job)
+    seen = []
+    real_put = neural.TrainingState.put
+
+    def watching(self, phase, state_, drop=()):
+        real_put(self, phase, state_, drop)
+        seen.append(self.path)
+
+    import unittest.mock as um
+
+    with um.patch.object(neural.TrainingState, "put", watching):
+        summary = runner.run([job], store, settings)
+    assert summary["done"] == 1
+    assert seen and set(seen) == {state}  # saved in the store's jobs folder while training ...
+    assert store.has_job(job.job_id) and not state.exists()  # ... and gone once the job is stored
