@@ -240,7 +240,15 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
             flags.append(f"capped while improving ({improving}/{n})")
         if capped:
             flags.append(f"stopped at its cap ({capped}/{n})")
-        rows.append(dict(zip(METHOD_COLS, key), trials="/".join(map(str, trials)), flags="; ".join(flags)))
+        rows.append(dict(zip(METHOD_COLS, key), trials="/".join(map(str, trials)), flags="; ".join(flags), _most=max(trials)))
+    # unequal search on one board: a method searched with fewer trials than another (e.g. a network
+    # run with its published settings beside searched baselines) says so
+    most = max((r["_most"] for r in rows if r[METHOD_COLS[0]] != "constant"), default=0)
+    for r in rows:
+        if r[METHOD_COLS[0]] != "constant" and r["_most"] < most and r[METHOD_COLS[2]] != EXTERNAL_LABEL:
+            note = "not searched" if r["_most"] == 0 else f"{r['_most']} search trials"
+            r["flags"] = "; ".join(filter(None, [f"{note} (others up to {most})", r["flags"]]))
+        del r["_most"]
     return pd.DataFrame(rows, columns=METHOD_COLS + ["trials", "flags"])
 
 

@@ -274,3 +274,20 @@ def test_a_frozen_or_lora_encoder_is_flagged():
 
     flags = method_flags([record("frozen"), record("lora"), record("full")])["flags"].tolist()
     assert flags[0] == "encoder frozen (head only)" and flags[1] == "encoder lora" and "encoder" not in flags[2]
+
+
+def test_a_method_searched_less_than_others_on_the_board_is_flagged():
+    from synbench.leaderboard import method_flags
+
+    def record(model, trials, protocol="strong"):
+        return {"job": {"model": model, "featurizers": ["chem"], "profile": "cpu", "protocol": protocol, "params": {}},
+                "task": "classification", "params": {}, "search_summary": {"n_trials": trials}}
+
+    flags = method_flags([record("treecomb", 12), record("deepsynergy", 0, "table1"), record("tabnet", 4),
+                          record("constant", 0)]).set_index("model")["flags"]
+    assert flags["treecomb"] == ""
+    assert flags["deepsynergy"] == "not searched (others up to 12)"
+    assert flags["tabnet"] == "4 search trials (others up to 12)"
+    assert flags["constant"] == ""  # nothing to search
+    alone = method_flags([record("deepsynergy", 0, "table1")])["flags"].tolist()
+    assert alone == [""]  # nothing searched more beside it
