@@ -452,7 +452,7 @@ def run(
             _print_plan_status(plan, out_dir)
             return
         store = Store(out_dir)
-        pending = sum(not store.has_job(j.job_id) for j in plan)
+        pending = sum(not runner.stored(store, j) for j in plan)
         store.log_invocation({"command": "synbench " + shlex.join(sys.argv[1:]), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               "jobs": len(plan), "pending": pending, "versions": package_versions(), "git_commit": git_commit()})
         settings = runner.RunSettings(data_dir=str(data_dir) if data_dir else None, use_feature_cache=not no_feature_cache)

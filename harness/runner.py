@@ -153,6 +153,42 @@ def resolve_profile(model_cls, profile: str) -> Profile:
     return model_cls.profiles[profile]
 
 
+def profile_drift(job: Job, record: dict) -> str | None:
+    """How the stored ``record`` of ``job`` differs from what the job's profile fixes today (None
+    when it does not): a profile whose epoch cap, optimiser or other fixed parameter changed after
+    the job ran would otherwise leave the old result standing under the same job id. Only the
+    parameters the profile, the protocol's fixed values and ``-p`` set are compared; searched ones
+    are the search's choice."""
+    try:
+        model_cls = get_registry().model(job.model)
+        profile = resolve_profile(model_cls, job.profile)
+    except SynbenchError:
+        return None  # a plugin no longer installed: nothing to compare with
+    space = model_cls.space_for(job.protocol, record.get("task")) if job.protocol in PROTOCOLS else dict(model_cls.search_space)
+    expected = {**{k: v for k, v in space.items() if not is_distribution(v)}, **profile.params, **dict(job.params)}
+    ran, searched = record.get("params") or {}, set(record.get("selected_params") or {})
+
+    def plain(value):
+        return json.loads(json.dumps(value, default=str))
+
+    changed = [f"{k} {plain(ran[k])!r} -> {plain(v)!r}" for k, v in sorted(expected.items())
+               if k in ran and k not in searched and plain(ran[k]) != plain(v)]
+    return f"its profile '{job.profile}' now fixes {', '.join(changed)}" if changed else None
+
+
+def stored(store: Store, job: Job) -> bool:
+    """Whether ``job`` is in ``store`` as its plan would compute it today. A stored job whose
+    profile changed since (:func:`profile_drift`) is superseded: moved to ``jobs/.superseded``
+    (a dry run only reports it) and counted as not done, so the next run recomputes it."""
+    if not store.has_job(job.job_id):
+        return False
+    reason = profile_drift(job, store.record(job.job_id))
+    if reason is None:
+        return True
+    store.supersede(job.job_id, reason)
+    return False
+
+
 def _featurizers_for(model_cls, override) -> tuple[str, ...]:
     """``--featurizer`` replaces a model's inputs; a model that reads no features (constant) keeps none."""
     return tuple(override) if override and model_cls.featurizers else tuple(model_cls.featurizers)
@@ -495,10 +531,10 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None, isolate
     settings = settings or RunSettings()
     if settings.checkpoint_dir is None:
         settings = replace(settings, checkpoint_dir=str(store.jobs_dir))
-    if store.has_job(job.job_id):
+    if stored(store, job):
         return None
     with store.claim(job.job_id) as claimed:
-        if not claimed or store.has_job(job.job_id):
+        if not claimed or stored(store, job):
             return None
         splits = store.load_splits(store.split_path(*job.split_key))
         shared = SharedInputs(splits={job.split_key: splits})
@@ -849,7 +885,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         same_config = replace(Job.from_dict(record["job"]), fold=-1)
         seconds.setdefault(same_config, []).append(sum(v for k, v in record["timing"].items() if k.endswith("_seconds")))
     def status(job: Job) -> str:
-        if store is not None and store.has_job(job.job_id):
+        if store is not None and stored(store, job):
             return "done"
         if store is not None and store.lock_present(job.job_id):
             return "locked"
@@ -898,7 +934,7 @@ def run(jobs: list[Job], store: Store, settings: RunSettings | None = None, exec
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor '{executor}'{suggest(executor, EXECUTORS)}")
     settings = settings or RunSettings()
-    pending = [j for j in jobs if not store.has_job(j.job_id)]
+    pending = [j for j in jobs if not stored(store, j)]
     summary = {"planned": len(jobs), "skipped": len(jobs) - len(pending), "done": 0, "busy": 0, "failed": []}
     if not pending:
         return summary
@@ -985,7 +1021,7 @@ def _run_processes(pending, store, settings, n_jobs, finished, keep_going=False)
                     other.cancel()
     except BrokenProcessPool:
         _stop_pool(pool, futures, store, pending)
-        done = sum(store.has_job(j.job_id) for j in pending)
+        done = sum(stored(store, j) for j in pending)
         raise SynbenchError(f"a worker process died (killed or out of memory); {done} of {len(pending)} jobs "
                             "were stored and are kept; run the same command again to finish") from None
     except BaseException:  # a signal (SystemExit), Ctrl-C: stop now, not after the queue has run

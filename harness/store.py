@@ -278,6 +278,12 @@ class Store:
         warn(message)
         return folder
 
+    def supersede(self, job_id: str, reason: str) -> None:
+        """Set a valid stored job aside because ``reason`` says it is no longer what its plan computes."""
+        self._valid.pop(job_id, None)
+        self._quarantine(self.jobs_dir / job_id, f"job {job_id}: superseded, {reason}", "it will be recomputed by the next run",
+                         folder=SUPERSEDED)
+
     # -- jobs ---------------------------------------------------------------------------------
     def has_job(self, job_id: str) -> bool:
         """Whether a valid finished job is stored (an invalid one is set aside: not done)."""

@@ -393,3 +393,24 @@ def test_stale_temporary_files_are_removed_when_a_store_or_cache_is_opened(store
     os.utime(debris, (old, old))
     feat.featurize(mock_data(), "expression")
     assert not debris.exists()
+
+
+def test_a_job_whose_profile_changed_since_it_ran_is_recomputed(store_dir, tmp_path, monkeypatch):
+    from synbench.base import Profile
+
+    lasso = get_registry().model("lasso")
+    plan = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0], params={"alpha": 0.1})
+    store = Store(tmp_path / "lasso")
+    assert runner.run(plan, store)["done"] == 1
+    assert runner.run(plan, Store(tmp_path / "lasso"))["skipped"] == 1  # unchanged: done
+    # the smoke profile now fixes another solver budget: the stored job is not what the plan computes
+    monkeypatch.setitem(lasso.profiles, "smoke", Profile(params={"max_iter": 50}))
+    res = _invoke("run", "-d", "mock", "-m", "lasso", "-t", "score", "--profile", "smoke", "--folds", "0",
+                  "-p", "alpha=0.1", "--no-constant", "--dry-run", "--out", tmp_path / "lasso")
+    assert res.exit_code == 0, res.output
+    assert "superseded, its profile 'smoke' now fixes max_iter 2000 -> 50" in res.output and "1 pending" in res.output
+    summary = runner.run(plan, Store(tmp_path / "lasso"))
+    assert summary["done"] == 1 and summary["skipped"] == 0
+    (job_id,) = Store(tmp_path / "lasso").job_ids()
+    assert Store(tmp_path / "lasso").record(job_id)["params"]["max_iter"] == 50
+    assert len(list((tmp_path / "lasso" / "jobs" / ".superseded").iterdir())) == 1  # the old one, kept
