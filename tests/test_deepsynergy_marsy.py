@@ -154,9 +154,9 @@ def test_deepsynergy_refits_on_train_and_valid_for_the_chosen_epochs(batches, mo
     calls = []
     real = DeepSynergyModel._train
 
-    def spy(self, X, y, epochs, dev, generator, valid=None):
+    def spy(self, X, y, epochs, dev, generator, valid=None, **kwargs):
         calls.append({"rows": len(X), "epochs": epochs, "with_valid": valid is not None})
-        return real(self, X, y, epochs, dev, generator, valid=valid)
+        return real(self, X, y, epochs, dev, generator, valid=valid, **kwargs)
 
     monkeypatch.setattr(DeepSynergyModel, "_train", spy)
     model = smoke(DeepSynergyModel, max_epochs=6).fit(train, valid)
