@@ -21,19 +21,32 @@ from pathlib import Path
 import pandas as pd
 
 
+def training_seconds(training) -> float:
+    """Seconds of training a record's log holds (both phases of a two-phase fit); 0 if it says none."""
+    if not isinstance(training, dict):
+        return 0.0
+    if isinstance(training.get("seconds"), (int, float)):
+        return float(training["seconds"])
+    return sum(float(part.get("seconds") or 0.0) for part in (training.get("selection"), training.get("refit"))
+               if isinstance(part, dict))
+
+
 def job_rows(stores: list[Path]) -> pd.DataFrame:
     rows = []
     for store in stores:
         for path in sorted((store / "jobs").glob("*/record.json")):
             record = json.loads(path.read_text())
             timing = record.get("timing", {})
-            seconds = sum(float(timing.get(k) or 0.0) for k in ("featurize_seconds", "search_seconds", "fit_seconds", "predict_seconds"))
-            threads = int((record.get("resources") or {}).get("threads") or 1)
             training = record.get("training") or {}
+            # a final fit resumed after a stop ran partly in an earlier process: its training log
+            # counts every epoch's seconds, the record's fit_seconds only the last process's
+            fit = max(float(timing.get("fit_seconds") or 0.0), training_seconds(training))
+            seconds = fit + sum(float(timing.get(k) or 0.0) for k in ("featurize_seconds", "search_seconds", "predict_seconds"))
+            threads = int((record.get("resources") or {}).get("threads") or 1)
             epochs = (training.get("epochs_run") or training.get("epochs")) if isinstance(training, dict) else None
             rows.append({"store": store.name, "model": record["job"]["model"], "protocol": record.get("protocol", "table1 (v0)"),
                          "profile": record["job"]["profile"], "cpu_hours": seconds * threads / 3600,
-                         "fit_seconds": float(timing.get("fit_seconds") or 0.0),
+                         "fit_seconds": fit,
                          "epochs": epochs if isinstance(epochs, (int, float)) else None,
                          "stopped": training.get("stopped") if isinstance(training, dict) else None})
     return pd.DataFrame(rows)

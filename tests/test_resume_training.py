@@ -53,6 +53,8 @@ def test_a_stopped_deepsynergy_fit_resumes_where_it_stopped(tmp_path, monkeypatc
     np.testing.assert_array_equal(resumed.predict(test), whole.predict(test))
     assert resumed.training_log_["selection"]["val_loss"] == whole.training_log_["selection"]["val_loss"]
     assert resumed.training_log_["refit"]["train_loss"] == whole.training_log_["refit"]["train_loss"]
+    phase = "selection" if stop_after <= epochs_first else "refit"
+    assert resumed.training_log_[phase]["resumed_at_epoch"] == (stop_after if phase == "selection" else stop_after - epochs_first)
 
 
 @pytest.mark.parametrize("restore_best", [False, True])
@@ -71,6 +73,7 @@ def test_a_stopped_marsy_fit_resumes_where_it_stopped(tmp_path, monkeypatch, res
     np.testing.assert_array_equal(resumed.predict(test), whole.predict(test))
     for key in ("val_loss", "train_loss", "best_epoch", "stopped"):
         assert resumed.training_log_[key] == whole.training_log_[key]
+    assert resumed.training_log_["resumed_at_epoch"] == 3 and "resumed_at_epoch" not in whole.training_log_
 
 
 def test_a_state_of_other_parameters_is_ignored(tmp_path):

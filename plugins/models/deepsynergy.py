@@ -197,11 +197,13 @@ class DeepSynergyModel(Model):
         history = {"train_loss": [], "val_loss": [], "stopped_early": False, "diverged": False}
         best_trailing, since_best = np.inf, 0
         best_raw, best_state = np.inf, None
+        seconds_before = 0.0
         saved = state.get(phase) if state is not None else None
         if saved is not None:  # a job stopped part-way: continue after its last finished epoch
             restore_loop(saved, net, optimiser, generator)
             history = {**history, "train_loss": list(saved["train_loss"]), "val_loss": list(saved["val_loss"]),
                        "resumed_at_epoch": len(saved["train_loss"])}
+            seconds_before = float(saved.get("seconds", 0.0))  # the epochs a stopped run had done
             best_trailing, since_best = float(saved["best_trailing"]), int(saved["since_best"])
             report(f"{phase}: resumed after epoch {len(history['train_loss'])} of {epochs}")
         t0 = time.perf_counter()
@@ -211,7 +213,8 @@ class DeepSynergyModel(Model):
                 report(f"refit epoch {len(history['train_loss'])}/{epochs}")
                 if state is not None:
                     state.put(phase, loop_state(net, optimiser, generator, train_loss=history["train_loss"], val_loss=[],
-                                                best_trailing=best_trailing, since_best=since_best))
+                                                best_trailing=best_trailing, since_best=since_best,
+                                                seconds=seconds_before + time.perf_counter() - t0))
                 continue
             history["val_loss"].append(float(loss_fn(predict_tensor(net, v_inputs), v_target)))
             report(f"epoch {len(history['val_loss'])}/{epochs}: validation loss {history['val_loss'][-1]:.4g}")
@@ -232,8 +235,10 @@ class DeepSynergyModel(Model):
                 break
             if state is not None:
                 state.put(phase, loop_state(net, optimiser, generator, train_loss=history["train_loss"],
-                                            val_loss=history["val_loss"], best_trailing=best_trailing, since_best=since_best))
-        history["seconds"] = round(time.perf_counter() - t0, 2)
+                                            val_loss=history["val_loss"], best_trailing=best_trailing, since_best=since_best,
+                                            seconds=seconds_before + time.perf_counter() - t0))
+        # every epoch's time, those of a stopped run included (the record's fit_seconds is this process's)
+        history["seconds"] = round(seconds_before + time.perf_counter() - t0, 2)
         if best_state is not None:
             net.load_state_dict(best_state)
             history["kept_epoch"] = int(np.argmin(history["val_loss"])) + 1
@@ -287,7 +292,8 @@ class DeepSynergyModel(Model):
                                 "best_smoothed_val_loss": float(finite[best_epoch - 1]),
                                 "train_loss": hist["train_loss"], "val_loss": hist["val_loss"],
                                 "smoothed_val_loss": curve.tolist(), "n_combinations": len(train),
-                                "n_samples": len(y_tr), "seconds": hist["seconds"]}
+                                "n_samples": len(y_tr), "seconds": hist["seconds"],
+                                **({"resumed_at_epoch": hist["resumed_at_epoch"]} if "resumed_at_epoch" in hist else {})}
             stop = stop_reason(len(hist["train_loss"]), int(self.max_epochs), best_epoch, self.patience,
                                f"validation loss, centred {int(self.smoothing_window)}-epoch moving average",
                                stopped_early=hist["stopped_early"], diverged=hist["diverged"])
@@ -315,7 +321,8 @@ class DeepSynergyModel(Model):
         self.net_, hist = self._train(self.normaliser_.transform(X_fit).astype(np.float32, copy=False), y_fit, best_epoch,
                                       dev, generator, state=state, phase="refit")
         log["refit"] = {"epochs": best_epoch, "train_loss": hist["train_loss"], "n_combinations": n_combinations,
-                        "n_samples": len(y_fit), "seconds": hist["seconds"]}
+                        "n_samples": len(y_fit), "seconds": hist["seconds"],
+                        **({"resumed_at_epoch": hist["resumed_at_epoch"]} if "resumed_at_epoch" in hist else {})}
         log["epochs"] = log.get("selection", {}).get("epochs_run", 0) + best_epoch
         log["best_epoch"] = best_epoch
         log["final_train_loss"] = hist["train_loss"][-1]

@@ -231,9 +231,11 @@ class MarsyModel(Model):
         state = None if getattr(self, "report_progress_", None) is not None else TrainingState.of(
             self, {"train": tuple(target.shape), "valid": tuple(v_target.shape) if check is not None else None})
         saved = state.get("train") if state is not None else None
+        seconds_before, resumed_at = 0.0, None
         if saved is not None:
             restore_loop(saved, self.net_, optimiser, generator)
             train_loss, val_loss = list(saved["train_loss"]), list(saved["val_loss"])
+            seconds_before, resumed_at = float(saved.get("seconds", 0.0)), len(saved["train_loss"])
             if check is not None:
                 check.load_state_dict(saved["early_stopping"])
             report(f"resumed after epoch {len(train_loss)} of {int(self.max_epochs)}")
@@ -249,7 +251,8 @@ class MarsyModel(Model):
                     break
             if state is not None:
                 state.put("train", loop_state(self.net_, optimiser, generator, train_loss=train_loss, val_loss=val_loss,
-                                              early_stopping=check.state_dict() if check is not None else None))
+                                              early_stopping=check.state_dict() if check is not None else None,
+                                              seconds=seconds_before + time.perf_counter() - t0))
         if check is not None:
             stop = stop_reason(len(train_loss), int(self.max_epochs), check.best_epoch + 1, self.patience, "validation MSE",
                                stopped_early=check.stopped, diverged=not np.isfinite(val_loss[-1]))
@@ -263,7 +266,9 @@ class MarsyModel(Model):
             "train_loss": train_loss, "val_loss": val_loss,
             "best_val_loss": check.best_loss if check is not None else None,
             "task_mode": self.task_mode, "auxiliary_targets": self.aux_targets_, "n_combinations": len(train), "n_samples": len(Y),
-            "seconds": round(time.perf_counter() - t0, 2),
+            # every epoch's time, those of a stopped run included (the record's fit_seconds is this process's)
+            "seconds": round(seconds_before + time.perf_counter() - t0, 2),
+            **({"resumed_at_epoch": resumed_at} if resumed_at is not None else {}),
             **stop,
         }
         return self
