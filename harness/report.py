@@ -407,6 +407,55 @@ def roc_plot(pooled: list[tuple[str, np.ndarray, np.ndarray, str, str]], fold_au
 
 
 # -- statistics ------------------------------------------------------------------------------------
+# where each torch model's training log keeps its validation curve (one value per epoch)
+CURVE_PATHS = (("selection", "val_loss"), ("val_loss",), ("history", "valid_loss"), ("valid_loss",), ("valid_metric",),
+               ("valid_curve",), ("pretrain", "val_loss"))
+
+
+def validation_curve(training) -> list[float] | None:
+    """A job's validation curve from its training log (DeepSynergy's first phase, Synergy
+    Transfer's pre-training), or None when the log holds none."""
+    for path in CURVE_PATHS:
+        node = training
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, list) and len(node) > 1 and all(isinstance(v, (int, float)) for v in node):
+            return [float(v) for v in node]
+    return None
+
+
+def _first(log: dict, *keys: str) -> str:
+    """The first of ``keys`` the training log holds (networks count epochs, boosting trees)."""
+    return next((str(log[k]) for k in keys if log.get(k) is not None), "")
+
+
+def curves_plot(curves: dict[str, list[tuple[int, list[float], int | None]]], title: str) -> bytes:
+    """One panel per method: the validation curve of every fold, a dot at its best epoch."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        ncols = min(len(curves), 3)
+        nrows = -(-len(curves) // ncols)
+        fig = _new_figure(4.4 * ncols, 2.9 * nrows + 0.5)
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, (name, runs) in zip(axes, curves.items()):
+            for fold, curve, best in runs:
+                colour = FOLD_COLOURS[fold % len(FOLD_COLOURS)]
+                ax.plot(range(1, len(curve) + 1), curve, color=colour, linewidth=1.1, label=f"fold {fold}")
+                if best and 1 <= best <= len(curve):
+                    ax.plot([best], [curve[best - 1]], "o", color=colour, markersize=4)
+            ax.set_title(_wrap_label(name, 44), fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("validation value")
+        for ax in axes[len(curves):]:
+            ax.set_visible(False)
+        folds = sorted({f for runs in curves.values() for f, _, _ in runs})
+        handles = [matplotlib.lines.Line2D([], [], color=FOLD_COLOURS[f % len(FOLD_COLOURS)], label=f"fold {f}") for f in folds]
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(folds), 8), frameon=False)
+        fig.suptitle(title, fontsize=10.5)
+        return _png(fig)
+
+
 def corrected_resampled_t(d: np.ndarray, test_train_ratio: float) -> float:
     """Two-sided p of the Nadeau & Bengio (2003) corrected resampled t-test on paired differences
     from cross-validation: the variance is inflated by (1/n + n_test/n_train) because the training
@@ -505,7 +554,8 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     group_of = {r["job_id"]: r["fold_group"] for r in runs.records if r.get("fold_group")}
     coverage = {(r["job"]["dataset"], r["job"]["split"]): r["coverage"] for r in runs.records if r.get("coverage")}
     sections = ["Summary", "Leaderboard"] + (["Per held-out group"] if group_of else []) + (
-        ["Test-set coverage"] if coverage else []) + ["Fold-level results", "Predictions", "Paired tests", "Baseline strength", "Published figures",
+        ["Test-set coverage"] if coverage else []) + ["Fold-level results", "Predictions"] + (
+        ["Training"] if any(isinstance(r.get("training"), dict) and r["training"].get("stopped") for r in runs.records) else []) + ["Paired tests", "Baseline strength", "Published figures",
                 "Runtime and memory", "Selected hyperparameters", "Provenance"]
     rep.add("Contents: " + " · ".join(f"[{s}](#{_slug(s)})" for s in sections))
 
@@ -689,6 +739,46 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             any_pred = True
     if not any_pred:
         rep.add("No stored predictions were found for these jobs.")
+
+    # -- training: why each run of an iterative model stopped, and its validation curves (a model
+    # that misses its published figure is judged with these in view)
+    trained = [r for r in runs.records if isinstance(r.get("training"), dict) and r["training"].get("stopped")]
+    if trained:
+        rep.add("## Training",
+                "Why each run of an iterative model stopped (`early stopping`: its own rule; `cap`: the profile's epoch "
+                "or round cap; `diverged`), its best epoch or round (the one its stopping rule kept or the refit used) and "
+                "the runs stopped at their cap while the validation value was still improving. Below each table, the "
+                "validation curve of every fold (the model's own criterion, in its own units), a dot at the best epoch.")
+        for _, c in cells.iterrows():
+            recs = [r for r in trained if (r["job"]["dataset"], r["job"]["target"], r["job"]["split"]) == (c["dataset"], c["target"], c["split"])]
+            if not recs:
+                continue
+            by_method: dict[tuple, list[dict]] = {}
+            for r in recs:
+                by_method.setdefault(tuple(map(str, lb.method_of(r["job"]))), []).append(r)
+            rows, curves = [], {}
+            for key in sorted(by_method, key=lambda k: labels.names.get(k, str(k))):
+                logs = sorted(by_method[key], key=lambda r: (r["job"].get("seed", 0), r["job"]["fold"]))
+                stops = pd.Series([r["training"]["stopped"] for r in logs]).value_counts()
+                rows.append([labels.names.get(key, key[0]), len(logs), ", ".join(f"{k} {v}" for k, v in stops.items()),
+                             ", ".join(_first(r["training"], "best_epoch", "best_trees") for r in logs),
+                             ", ".join(_first(r["training"], "epochs_run", "trees_grown", "epochs") for r in logs),
+                             ", ".join(sorted({_first(r["training"], "max_epochs", "max_trees") for r in logs})),
+                             ", ".join(sorted({str(r["training"].get("patience")) for r in logs})),
+                             sum(bool(r["training"].get("improving_at_cap")) for r in logs)])
+                runs_ = [(r["job"]["fold"], validation_curve(r["training"]), r["training"].get("best_epoch")) for r in logs]
+                runs_ = [t for t in runs_ if t[1]]
+                if runs_:
+                    curves[labels.names.get(key, key[0])] = runs_
+            rep.add(f"### {md_text(c['dataset'])} / {md_text(c['target'])} [{md_text(c['split'])}]",
+                    md_table(["method", "runs", "stopped", "best epoch (round) per fold", "epochs (rounds) run per fold", "cap", "patience",
+                              "capped while improving"], rows))
+            if curves:
+                rep.add(Figure(_fig_name("curves", c["dataset"], c["target"], c["split"]),
+                               curves_plot(curves, f"{c['dataset']} / {c['target']}: validation curves"),
+                               f"validation curves {c['dataset']} {c['target']}",
+                               "Validation value per epoch (boosting: per round) of every fold's final fit, one panel per "
+                               "method; the dot marks the epoch the model kept or refit for."))
 
     # -- paired tests
     rep.add("## Paired tests")

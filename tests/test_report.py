@@ -197,3 +197,25 @@ def test_report_never_overwrites_a_file_it_did_not_write(built, tmp_path):
     res = CliRunner().invoke(app, ["report", str(store), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert (figures / "my-plot.png").read_bytes() == b"png" and not (figures / "box-stale-from-an-old-build.png").exists()
+
+
+def test_training_section_says_why_each_run_stopped_with_its_curves(tmp_path):
+    pytest.importorskip("torch")
+    from synbench import runner
+
+    store = Store(tmp_path / "store")
+    plan = runner.plan(["mock"], ["deepsynergy", "lasso"], targets=["score"], profile="smoke", folds=[0, 1])
+    assert runner.run(plan, store)["done"] == 4
+    report = rp.build([tmp_path / "store"])
+    text = report.markdown(lambda f: f.name)
+    assert "[Training](#training)" in text
+    section = text[text.index("## Training"):text.index("## Paired tests")]
+    # the smoke profile runs all 4 epochs of DeepSynergy's first phase (no patience): the cap
+    row = next(line for line in section.splitlines() if line.startswith("| deepsynergy"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:3] == ["2", "cap 2"] and cells[4] == "4, 4" and cells[5] == "4"
+    records = [r for r in store.records() if r["job"]["model"] == "deepsynergy"]
+    assert cells[3] == ", ".join(str(r["training"]["best_epoch"]) for r in sorted(records, key=lambda r: r["job"]["fold"]))
+    assert "lasso" not in section  # nothing iterative to report
+    assert any(f.name.startswith("curves") for f in report.figures)
+    assert rp.validation_curve(records[0]["training"]) == records[0]["training"]["selection"]["val_loss"]

@@ -322,6 +322,7 @@ class BaitsaoModel(Model):
             "mode": mode, "tasks": dict(self.tasks_), "epochs": epoch + 1,
             "best_epoch": (stopper.best_epoch + 1) if Xv is not None else epoch + 1,
             "best_valid_criterion": float(stopper.best_loss) if Xv is not None else None,
+            "valid_curve": [float(v) for v in stopper.history] if Xv is not None else None,  # the criterion, every epoch
             "valid_losses": {names[t]: float(v) for t, v in best.items()} if Xv is not None else None,
             "log_variances": {names[t]: float(v) for t, v in enumerate(self.log_vars_.detach().cpu())} if multitask else None,
             "final_lr": float(optimizer.param_groups[0]["lr"]),
