@@ -167,12 +167,18 @@ def profile_drift(job: Job, record: dict) -> str | None:
     space = model_cls.space_for(job.protocol, record.get("task")) if job.protocol in PROTOCOLS else dict(model_cls.search_space)
     expected = {**{k: v for k, v in space.items() if not is_distribution(v)}, **profile.params, **dict(job.params)}
     ran, searched = record.get("params") or {}, set(record.get("selected_params") or {})
+    log = record.get("training") if isinstance(record.get("training"), dict) else {}
+    # a run its own stopping rule ended before its cap computes the same under any higher cap
+    cap = log.get("max_epochs", log.get("max_trees")) if log.get("stopped") == "early stopping" else None
 
     def plain(value):
         return json.loads(json.dumps(value, default=str))
 
+    def raised_cap(old, new) -> bool:
+        return cap is not None and old == cap and isinstance(new, (int, float)) and new >= cap
+
     changed = [f"{k} {plain(ran[k])!r} -> {plain(v)!r}" for k, v in sorted(expected.items())
-               if k in ran and k not in searched and plain(ran[k]) != plain(v)]
+               if k in ran and k not in searched and plain(ran[k]) != plain(v) and not raised_cap(plain(ran[k]), plain(v))]
     return f"its profile '{job.profile}' now fixes {', '.join(changed)}" if changed else None
 
 

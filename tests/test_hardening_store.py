@@ -414,3 +414,20 @@ def test_a_job_whose_profile_changed_since_it_ran_is_recomputed(store_dir, tmp_p
     (job_id,) = Store(tmp_path / "lasso").job_ids()
     assert Store(tmp_path / "lasso").record(job_id)["params"]["max_iter"] == 50
     assert len(list((tmp_path / "lasso" / "jobs" / ".superseded").iterdir())) == 1  # the old one, kept
+
+
+def test_a_raised_cap_supersedes_only_the_runs_that_reached_the_old_one():
+    # TreeComb's strong cap went from 2,000 to 5,000 trees: a run that stopped itself at 900 trees
+    # computes the same under either; one that hit 2,000 does not
+    (job,) = runner.plan(["mock"], ["treecomb"], targets=["score"], profile="cpu", folds=[0])
+
+    def record(stopped, grown):
+        return {"task": "regression", "params": {"n_estimators": 2000, "early_stopping_rounds": 50},
+                "selected_params": {"learning_rate": 0.02},
+                "training": {"stopped": stopped, "max_trees": 2000, "trees_grown": grown, "best_trees": grown - 50}}
+
+    assert runner.profile_drift(job, record("early stopping", 900)) is None
+    assert runner.profile_drift(job, record("cap", 2000)) == "its profile 'cpu' now fixes n_estimators 2000 -> 5000"
+    lowered = record("early stopping", 900)
+    lowered["params"]["early_stopping_rounds"] = 20  # not the cap: a changed patience always counts
+    assert "early_stopping_rounds 20 -> 50" in runner.profile_drift(job, lowered)
