@@ -23,12 +23,14 @@ DRY_RUN=${SYNBENCH_DRY_RUN:+--dry-run}
 run() { echo "== synbench run $*"; synbench run "$@" --profile cpu --no-constant $DRY_RUN || echo "!! failed: $*"; }
 
 # first one fold of each model, so that each has a stored, measured fold early (the epochs it
-# needed, its seconds per epoch); the five-fold commands below skip these jobs
+# needed, its seconds per epoch); the five-fold commands below skip these jobs. The cheap models
+# come first: a DeepSynergy or MARSY fold takes several sessions here (about 4 CPU-minutes an
+# epoch, tens of epochs in each of DeepSynergy's two phases) and resumes at its last epoch
+run -d d1-oneil -t loewe -m baitsao --folds 0 --out results/d1-oneil-cpu
+run -d d1-oneil -t loewe -m tabnet --folds 0 --out results/d1-oneil-cpu
+run -d d3-deepdds -m deepdds --protocol table1 --folds 0 --out results/d3-deepdds
 run -d d1-oneil -t loewe -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --folds 0 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --protocol table1 --folds 0 --out results/d1-oneil-cpu
-run -d d3-deepdds -m deepdds --protocol table1 --folds 0 --out results/d3-deepdds
-run -d d1-oneil -t loewe -m tabnet --folds 0 --out results/d1-oneil-cpu
-run -d d1-oneil -t loewe -m baitsao --folds 0 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m bert --folds 0 --out results/d1-oneil-cpu
 
 # BAITSAO from scratch on D1 (both targets), as published (multi-task) and single-task
