@@ -187,7 +187,7 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
     by_method: dict[tuple, list[dict]] = {}
     for r in records:
         by_method.setdefault(method_of(r["job"]), []).append(r)
-    rows = []
+    rows, searched = [], {}
     for key, recs in by_method.items():
         n = len(recs)
         flags = []
@@ -240,15 +240,16 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
             flags.append(f"capped while improving ({improving}/{n})")
         if capped:
             flags.append(f"stopped at its cap ({capped}/{n})")
-        rows.append(dict(zip(METHOD_COLS, key), trials="/".join(map(str, trials)), flags="; ".join(flags), _most=max(trials)))
+        rows.append(dict(zip(METHOD_COLS, key), trials="/".join(map(str, trials)), flags="; ".join(flags)))
+        searched[key] = max(trials)
     # unequal search on one board: a method searched with fewer trials than another (e.g. a network
     # run with its published settings beside searched baselines) says so
-    most = max((r["_most"] for r in rows if r[METHOD_COLS[0]] != "constant"), default=0)
-    for r in rows:
-        if r[METHOD_COLS[0]] != "constant" and r["_most"] < most and r[METHOD_COLS[2]] != EXTERNAL_LABEL:
-            note = "not searched" if r["_most"] == 0 else f"{r['_most']} search trials"
-            r["flags"] = "; ".join(filter(None, [f"{note} (others up to {most})", r["flags"]]))
-        del r["_most"]
+    compared = {k: t for k, t in searched.items() if k[0] != "constant" and k[2] != EXTERNAL_LABEL}
+    most = max(compared.values(), default=0)
+    for row, key in zip(rows, by_method):
+        if key in compared and compared[key] < most:
+            note = "not searched" if compared[key] == 0 else f"{compared[key]} search trials"
+            row["flags"] = "; ".join(filter(None, [f"{note} (others up to {most})", row["flags"]]))
     return pd.DataFrame(rows, columns=METHOD_COLS + ["trials", "flags"])
 
 

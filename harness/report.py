@@ -553,9 +553,11 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     rep.add(" ".join(intro))
     group_of = {r["job_id"]: r["fold_group"] for r in runs.records if r.get("fold_group")}
     coverage = {(r["job"]["dataset"], r["job"]["split"]): r["coverage"] for r in runs.records if r.get("coverage")}
+    # iterative models that recorded why they stopped (synbench.neural.stop_reason)
+    trained = [r for r in runs.records if isinstance(r.get("training"), dict) and r["training"].get("stopped")]
     sections = ["Summary", "Leaderboard"] + (["Per held-out group"] if group_of else []) + (
         ["Test-set coverage"] if coverage else []) + ["Fold-level results", "Predictions"] + (
-        ["Training"] if any(isinstance(r.get("training"), dict) and r["training"].get("stopped") for r in runs.records) else []) + ["Paired tests", "Baseline strength", "Published figures",
+        ["Training"] if trained else []) + ["Paired tests", "Baseline strength", "Published figures",
                 "Runtime and memory", "Selected hyperparameters", "Provenance"]
     rep.add("Contents: " + " · ".join(f"[{s}](#{_slug(s)})" for s in sections))
 
@@ -742,7 +744,6 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
 
     # -- training: why each run of an iterative model stopped, and its validation curves (a model
     # that misses its published figure is judged with these in view)
-    trained = [r for r in runs.records if isinstance(r.get("training"), dict) and r["training"].get("stopped")]
     if trained:
         rep.add("## Training",
                 "Why each run of an iterative model stopped (`early stopping`: its own rule; `cap`: the profile's epoch "

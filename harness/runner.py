@@ -153,6 +153,15 @@ def resolve_profile(model_cls, profile: str) -> Profile:
     return model_cls.profiles[profile]
 
 
+def job_space(model_cls, profile: Profile, job: Job, task: str | None) -> tuple[dict, dict]:
+    """A job's search space (the protocol's, with the profile's own ranges) and the parameters fixed
+    for it: what the protocol fixes, bounded by the profile's budget, then ``-p`` over both."""
+    space = model_cls.space_for(job.protocol, task) if job.protocol in PROTOCOLS else dict(model_cls.search_space)
+    space = {k: profile.ranges.get(k, v) if is_distribution(v) else v for k, v in space.items()}
+    fixed = {**{k: v for k, v in space.items() if not is_distribution(v)}, **profile.params, **dict(job.params)}
+    return space, fixed
+
+
 def profile_drift(job: Job, record: dict) -> str | None:
     """How the stored ``record`` of ``job`` differs from what the job's profile fixes today (None
     when it does not): a profile whose epoch cap, optimiser or other fixed parameter changed after
@@ -164,8 +173,7 @@ def profile_drift(job: Job, record: dict) -> str | None:
         profile = resolve_profile(model_cls, job.profile)
     except SynbenchError:
         return None  # a plugin no longer installed: nothing to compare with
-    space = model_cls.space_for(job.protocol, record.get("task")) if job.protocol in PROTOCOLS else dict(model_cls.search_space)
-    expected = {**{k: v for k, v in space.items() if not is_distribution(v)}, **profile.params, **dict(job.params)}
+    _, expected = job_space(model_cls, profile, job, record.get("task"))
     ran, searched = record.get("params") or {}, set(record.get("selected_params") or {})
     log = record.get("training") if isinstance(record.get("training"), dict) else {}
     # a run its own stopping rule ended before its cap computes the same under any higher cap
@@ -616,12 +624,9 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
     test = full.subset(ids["test"])
     test.y, test.aux = None, None  # a model never sees test labels, of this target or any other
 
-    space = model_cls.space_for(job.protocol, target.task) if job.protocol in PROTOCOLS else dict(model_cls.search_space)
-    space = {k: profile.ranges.get(k, v) if is_distribution(v) else v for k, v in space.items()}
-    protocol_fixed = {k: v for k, v in space.items() if not is_distribution(v)}
     # a profile's parameters are its budget: they bound what a protocol fixes (a smaller tree cap in
     # the quick profile); -p overrides both
-    base_params = {**protocol_fixed, **profile.params, **dict(job.params)}
+    space, base_params = job_space(model_cls, profile, job, target.task)
     try:
         model = model_cls(task=target.task, seed=job.seed, **base_params)
     except TypeError as exc:

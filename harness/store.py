@@ -242,9 +242,7 @@ class Store:
                 if signature is not None:
                     self._valid[job_id] = signature
                 return True
-            self._valid.pop(job_id, None)
-            self._quarantine(self.jobs_dir / job_id, f"job {job_id}: superseded, {reason}",
-                             "it will be recomputed by the next run", folder=SUPERSEDED)
+            self.supersede(job_id, reason)
             return False
         self._valid.pop(job_id, None)
         self._quarantine(self.jobs_dir / job_id, f"job {job_id}: {problem}", "it will be recomputed by the next run")
