@@ -20,12 +20,13 @@ run() { echo "== synbench run $*"; synbench run "$@" --profile cpu $DRY_RUN || e
 # each test set (nearly every drug and the cell line unseen) is stored and in the report.
 CROSS=(-d drugcomb-cloud,drugcomb-forcina -t zip --split cross:oneil-drugcomb --out results/oneil-zip-cross)
 run "${CROSS[@]}" -m lasso,elastic-net,svm,treecomb,random-forest -f llm-description
-run "${CROSS[@]}" -m baitsao --no-constant
-
-# the cheap and the transfer models first, every scenario; then the costlier baselines
+# the tissue few-shot networks (minutes per job) before BAITSAO's cross-dataset search (hours)
 for split in tissue-few-shot:fraction=0 tissue-few-shot:fraction=0.1 tissue-few-shot:fraction=0.3; do
     run -d d1-oneil -t loewe -m synergy-transfer,synergy-transfer-joint,lasso --split "$split" --out $STORE
 done
+run "${CROSS[@]}" -m baitsao --no-constant
+
+# then the strong classical baselines in every scenario, then BAITSAO
 for split in tissue-few-shot:fraction=0 tissue-few-shot:fraction=0.1 tissue-few-shot:fraction=0.3; do
     run -d d1-oneil -t loewe -m treecomb,svm,random-forest,elastic-net --split "$split" --out $STORE
 done
