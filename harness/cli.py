@@ -394,7 +394,8 @@ def run(
     model: List[str] = typer.Option(..., "--model", "-m", help="model name(s); repeat or comma-separate"),
     target: Optional[List[str]] = typer.Option(None, "--target", "-t", help="target(s); default: every target of the dataset"),
     featurizer: Optional[List[str]] = typer.Option(None, "--featurizer", "-f", help="override the models' featurizers"),
-    profile: str = typer.Option("cpu", help="budget profile: paper, cpu or smoke"),
+    profile: str = typer.Option("cpu", help="budget profile: paper, cpu, quick (the classical baselines, BAITSAO, "
+                                                  "synergy-transfer) or smoke"),
     split: Optional[str] = typer.Option(None, help="split scheme (default: the dataset's published folds, else random)"),
     n_folds: int = typer.Option(5, help="folds for generated splits"),
     folds: Optional[str] = typer.Option(None, help="run only these folds, e.g. 0,1"),

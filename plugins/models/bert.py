@@ -71,7 +71,8 @@ The ``cpu`` profile: frozen, 512 tokens, every training row in every epoch, all 
 at most 200 epochs with patience 3 (a head-only epoch over all rows takes seconds, so the
 patience, not the cap, ends training), batch 32, lr 3e-4 with warm-up over the first epoch (0.5%
 of the cap; the linear decay to the cap leaves it nearly constant until the patience ends
-training), no search. The
+training), and the profile's 12-trial search like every model's (under ``strong``: learning
+rate, weight decay and dropout of the head). The
 learning rate is a linear probe's: on 1,500 D1 rows (128 tokens, 500 validation rows) the head
 stopped by its patience after 91 epochs at lr 1e-4 with the old 10% warm-up (best validation
 loss 1.181, still creeping down), after 37 at 3e-4 (1.166) and 11 at 1e-3 (1.168); with all
@@ -102,7 +103,7 @@ import warnings
 
 import numpy as np
 
-from synbench.base import DEFAULT_PROFILES, Integer, Model, Profile, Real
+from synbench.base import DEFAULT_PROFILES, SEARCH_TRIALS, Integer, Model, Profile, Real
 from synbench.data import drug_columns
 from synbench.errors import ConfigError, DataError
 from synbench.hookspecs import hookimpl
@@ -325,8 +326,8 @@ class BertBaseline(Model):
     uses_validation = True
     prune_warmup_steps = 2  # epochs: a fine-tuning run has 5-10
     profiles = {
-        "paper": Profile(search_trials=10, description="full fine-tuning, 256 tokens, batch 32, 5-10 epochs, "
-                                                       "10 search trials (for a GPU)"),
+        "paper": Profile(search_trials=SEARCH_TRIALS["paper"], description="full fine-tuning, 256 tokens, batch 32, "
+                                                                          "5-10 epochs, the profile's search (for a GPU)"),
         # Frozen encoder, full token budget, every row, early stopping: see the module docstring for
         # the measurements (full or LoRA fine-tuning at 512 tokens is ~6 h of CPU per D1 epoch).
         "cpu": DEFAULT_PROFILES["cpu"].with_params(

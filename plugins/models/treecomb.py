@@ -2,7 +2,7 @@
 
 Under the ``strong`` protocol the forest grows up to 5,000 trees and stops early when the inner
 validation split has not improved for 50 rounds (at the range's lowest learning rates, 2,000 trees
-ended two of four D1 Loewe folds at the cap, one while still improving) (the validation rows then train nothing, like
+ended two of five D1 Loewe folds at the cap, one while still improving) (the validation rows then train nothing, like
 every early-stopped model); under ``table1`` it searches BAITSAO's Table 1 ranges at XGBoost's
 default learning rate, as the paper did.
 """
