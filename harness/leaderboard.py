@@ -308,8 +308,14 @@ def build(metrics: pd.DataFrame, metric_names=None, registry=None, records: list
         n_seeds=("seed", "nunique"),
     ).reset_index()
     # with --seeds every (seed, fold) is one value; a method is complete when each of its seeds has
-    # every fold of the cell
-    folds = frame.groupby(["dataset", "target", "split"])["fold"].nunique().rename("cell_folds").reset_index()
+    # every fold of the cell: every fold its split declares (a grid stored half-way is partial for
+    # every method, not complete), or every fold any method has where records declare none
+    folds = frame.groupby(["dataset", "target", "split"])["fold"].nunique().rename("cell_folds")
+    if "n_folds" in frame.columns:
+        declared = pd.to_numeric(frame["n_folds"], errors="coerce").groupby(
+            [frame["dataset"], frame["target"], frame["split"]]).max()
+        folds = np.fmax(folds, declared.reindex(folds.index)).astype(int).rename("cell_folds")
+    folds = folds.reset_index()
     summary = summary.merge(folds, on=["dataset", "target", "split"])
     summary["expected"] = summary["cell_folds"] * summary["n_seeds"].clip(lower=1)
     summary = summary.drop(columns="cell_folds")

@@ -907,7 +907,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
 
     # -- selected hyperparameters
     rep.add("## Selected hyperparameters",
-            "What the random search chose on the inner validation split of each training fold (\"fixed by the profile\": "
+            "What the search chose (Optuna TPE; random search in `table1 (v0)` records) on the inner validation split of each training fold (\"fixed by the profile\": "
             "no search, the job record's `params` hold the values used), with epochs run and the best epoch for models "
             "that record a training log (where a model refits on all its training rows after choosing the epoch count, "
             "`epochs` counts both phases and `refit_epochs` the second).")

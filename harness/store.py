@@ -378,12 +378,13 @@ class Store:
                 rows.append({
                     "job_id": rec["job_id"], "dataset": job["dataset"], "target": job["target"], "task": rec["task"],
                     "model": model, "featurizers": featurizers, "profile": profile, "protocol": protocol,
-                    "split": job["split"], "fold": job["fold"], "seed": job.get("seed"), "metric": metric, "value": value,
+                    "split": job["split"], "n_folds": job.get("n_folds"), "fold": job["fold"], "seed": job.get("seed"),
+                    "metric": metric, "value": value,
                     "fit_seconds": (rec.get("timing") or {}).get("fit_seconds", float("nan")),
                     "predict_seconds": (rec.get("timing") or {}).get("predict_seconds", float("nan")),
                     "peak_memory_mb": (rec.get("resources") or {}).get("peak_memory_mb", float("nan")),
                 })
-        columns = ["job_id", "dataset", "target", "task", "model", "featurizers", "profile", "protocol", "split", "fold", "seed",
+        columns = ["job_id", "dataset", "target", "task", "model", "featurizers", "profile", "protocol", "split", "n_folds", "fold", "seed",
                    "metric", "value", "fit_seconds", "predict_seconds", "peak_memory_mb"]
         return pd.DataFrame(rows, columns=columns)
 

@@ -102,6 +102,28 @@ def test_leaderboard_orders_methods_by_their_ranks_so_far():
     assert wide.set_index("model").loc["new", "d/t2 accuracy"] == "0.900 (1/2 folds)"
 
 
+def test_a_grid_stored_half_way_is_partial_for_every_method():
+    # every method has folds 0-1 of a 5-fold split (a run still going, or --folds 0,1): the board
+    # must not call two folds a complete mean, nor rank methods on them
+    import numpy as np
+    import pandas as pd
+
+    from synbench.leaderboard import build
+
+    rows = [{"model": model, "featurizers": "", "profile": "cpu", "dataset": "d", "target": "t", "split": "random",
+             "n_folds": 5, "fold": fold, "metric": "pcc", "value": v}
+            for model, values in (("a", [0.5, 0.6]), ("b", [0.7, 0.8])) for fold, v in enumerate(values)]
+    board = build(pd.DataFrame(rows), ["pcc"])
+    wide = board.wide().set_index("model")
+    assert wide.loc["b", "d/t pcc"] == f"0.750 ± {np.std([0.7, 0.8], ddof=1):.3f} (2/5 folds)"
+    assert board.ranks["avg_rank"].isna().all()
+    # once both have every declared fold, they are complete and ranked
+    rows += [{**rows[0], "model": model, "fold": fold, "value": 0.5} for model in ("a", "b") for fold in (2, 3, 4)]
+    board = build(pd.DataFrame(rows), ["pcc"])
+    assert "folds)" not in board.wide().set_index("model").loc["b", "d/t pcc"]
+    assert board.ranks.set_index("model")["avg_rank"].to_dict() == {"b": 1.0, "a": 2.0}
+
+
 def test_leaderboard_keeps_split_schemes_apart():
     import pandas as pd
 
