@@ -656,18 +656,26 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
         rep.add("## Per held-out group",
                 "Under `leave-tissue-out` and `tissue-few-shot` each fold holds out one tissue: its test rows are that "
                 "tissue's combinations. Each cell is a method's score on one target tissue (mean over seeds where there "
-                "are several); the last column is the mean over tissues, as on the leaderboard; methods best first.")
+                "are several); the last column is the mean over tissues, as on the leaderboard; methods with every "
+                "tissue best first, then a method still missing tissues, its mean marked with how many it has (a mean "
+                "over other tissues is not comparable).")
         for _, c in cells.iterrows():
             cell = metrics[(metrics["dataset"] == c["dataset"]) & (metrics["target"] == c["target"]) & (metrics["split"] == c["split"])]
             cell = cell.assign(group=cell["job_id"].map(group_of)).dropna(subset=["group"])
             for metric in [m for m in names if m in set(cell["metric"])]:
                 values = cell[cell["metric"] == metric]
                 table = values.pivot_table(index="method", columns="group", values="value", aggfunc="mean")
-                table = table.assign(_mean=table.mean(axis=1)).sort_values(
-                    "_mean", ascending=not known[metric].higher_is_better, kind="stable")
-                rows = [[labels.names[m]] + [_num(v) for v in row] for m, row in zip(table.index, table.to_numpy())]
+                # every tissue the split declares (its folds), also while every method is still partial
+                declared = pd.to_numeric(values["n_folds"], errors="coerce").max() if "n_folds" in values else np.nan
+                n_groups = max(table.shape[1], int(declared) if np.isfinite(declared) else 0)
+                have = table.notna().sum(axis=1)
+                table = table.assign(_partial=(have < n_groups).astype(int), _mean=table.mean(axis=1)).sort_values(
+                    ["_partial", "_mean"], ascending=[True, not known[metric].higher_is_better], kind="stable")
+                rows = [[labels.names[m]] + [_num(v) for v in row[:-2]]
+                        + [_num(row[-1]) + ("" if have[m] == n_groups else f" ({have[m]}/{n_groups} groups)")]
+                        for m, row in zip(table.index, table.to_numpy())]
                 rep.add(f"### {md_text(c['dataset'])} / {md_text(c['target'])} [{md_text(c['split'])}] {metric}",
-                        md_table(["method"] + [str(g) for g in table.columns[:-1]] + ["mean over groups"], rows))
+                        md_table(["method"] + [str(g) for g in table.columns[:-2]] + ["mean over groups"], rows))
 
     # -- box plots
     rep.add("## Fold-level results",
