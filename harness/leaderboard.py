@@ -279,6 +279,18 @@ def _fit_max_rows(model: str, profile: str) -> int | None:
         return None
 
 
+def cell_folds(frame: pd.DataFrame) -> pd.Series:
+    """The folds of each (dataset, target, split) cell of a tidy metrics frame: every fold its split
+    declares (the records' ``n_folds``), so a grid stored half-way is partial for every method, not
+    complete; where records declare none, every fold any method has."""
+    keys = ["dataset", "target", "split"]
+    folds = frame.groupby(keys)["fold"].nunique()
+    if "n_folds" in frame.columns:
+        declared = pd.to_numeric(frame["n_folds"], errors="coerce").groupby([frame[k] for k in keys]).max()
+        folds = np.fmax(folds, declared.reindex(folds.index)).astype(int)
+    return folds.rename("cell_folds")
+
+
 def build(metrics: pd.DataFrame, metric_names=None, registry=None, records: list[dict] | None = None) -> Leaderboard:
     """Summarise a tidy metrics frame (see ``Store.metrics_frame``); with the job ``records``, the
     board also shows each method's search trials and flags (see :func:`method_flags`)."""
@@ -308,14 +320,8 @@ def build(metrics: pd.DataFrame, metric_names=None, registry=None, records: list
         n_seeds=("seed", "nunique"),
     ).reset_index()
     # with --seeds every (seed, fold) is one value; a method is complete when each of its seeds has
-    # every fold of the cell: every fold its split declares (a grid stored half-way is partial for
-    # every method, not complete), or every fold any method has where records declare none
-    folds = frame.groupby(["dataset", "target", "split"])["fold"].nunique().rename("cell_folds")
-    if "n_folds" in frame.columns:
-        declared = pd.to_numeric(frame["n_folds"], errors="coerce").groupby(
-            [frame["dataset"], frame["target"], frame["split"]]).max()
-        folds = np.fmax(folds, declared.reindex(folds.index)).astype(int).rename("cell_folds")
-    folds = folds.reset_index()
+    # every fold of the cell
+    folds = cell_folds(frame).reset_index()
     summary = summary.merge(folds, on=["dataset", "target", "split"])
     summary["expected"] = summary["cell_folds"] * summary["n_seeds"].clip(lower=1)
     summary = summary.drop(columns="cell_folds")

@@ -665,9 +665,8 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             for metric in [m for m in names if m in set(cell["metric"])]:
                 values = cell[cell["metric"] == metric]
                 table = values.pivot_table(index="method", columns="group", values="value", aggfunc="mean")
-                # every tissue the split declares (its folds), also while every method is still partial
-                declared = pd.to_numeric(values["n_folds"], errors="coerce").max() if "n_folds" in values else np.nan
-                n_groups = max(table.shape[1], int(declared) if np.isfinite(declared) else 0)
+                # a fold is one tissue: every tissue the split declares, also while every method is partial
+                n_groups = int(lb.cell_folds(values).iloc[0])
                 have = table.notna().sum(axis=1)
                 table = table.assign(_partial=(have < n_groups).astype(int), _mean=table.mean(axis=1)).sort_values(
                     ["_partial", "_mean"], ascending=[True, not known[metric].higher_is_better], kind="stable")

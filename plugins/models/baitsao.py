@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synbench.base import DEFAULT_PROFILES, PRUNE_WARMUP_EPOCHS, SEARCH_TRIALS, Model, Profile, Real
+from synbench.base import DEFAULT_PROFILES, PRUNE_WARMUP_EPOCHS, Model, Profile, Real
 from synbench.data import Batch, drug_columns
 from synbench.errors import ConfigError, DataError
 from synbench.features import COMBINE_RULES, tabular_design
@@ -505,9 +505,8 @@ class BaitsaoFineTune(_CheckpointMixin, BaitsaoModel):
     name = "baitsao-ft"
     description = "BAITSAO fine-tuned from a pre-trained checkpoint, shared trunk frozen"
     profiles = {
-        "paper": Profile(params={"max_epochs": 100, "patience": 50, "pretrain_profile": "paper"},
-                         search_trials=SEARCH_TRIALS["paper"],
-                         description="the authors' fine-tuning: 100 epochs, patience 50, full search"),
+        "paper": DEFAULT_PROFILES["paper"].with_params(
+            max_epochs=100, patience=50, pretrain_profile="paper", note="the authors' fine-tuning: 100 epochs, patience 50"),
         "cpu": DEFAULT_PROFILES["cpu"].with_params(
             batch_size=256, max_epochs=100, patience=15, lr_patience=5, mc_passes=50, pretrain_profile="cpu",
             note="at most 100 epochs, patience 15"),

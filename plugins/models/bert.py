@@ -103,7 +103,7 @@ import warnings
 
 import numpy as np
 
-from synbench.base import DEFAULT_PROFILES, SEARCH_TRIALS, Integer, Model, Profile, Real
+from synbench.base import DEFAULT_PROFILES, Integer, Model, Profile, Real
 from synbench.data import drug_columns
 from synbench.errors import ConfigError, DataError
 from synbench.hookspecs import hookimpl
@@ -326,8 +326,7 @@ class BertBaseline(Model):
     uses_validation = True
     prune_warmup_steps = 2  # epochs: a fine-tuning run has 5-10
     profiles = {
-        "paper": Profile(search_trials=SEARCH_TRIALS["paper"], description="full fine-tuning, 256 tokens, batch 32, "
-                                                                          "5-10 epochs, the profile's search (for a GPU)"),
+        "paper": DEFAULT_PROFILES["paper"].with_params(note="full fine-tuning, 256 tokens, batch 32, 5-10 epochs (for a GPU)"),
         # Frozen encoder, full token budget, every row, early stopping: see the module docstring for
         # the measurements (full or LoRA fine-tuning at 512 tokens is ~6 h of CPU per D1 epoch).
         "cpu": DEFAULT_PROFILES["cpu"].with_params(

@@ -34,7 +34,7 @@ import warnings
 
 import numpy as np
 
-from synbench.base import DEFAULT_PROFILES, PRUNE_WARMUP_EPOCHS, SEARCH_TRIALS, Integer, Model, Profile, Real
+from synbench.base import DEFAULT_PROFILES, PRUNE_WARMUP_EPOCHS, Integer, Model, Profile, Real
 from synbench.errors import ConfigError, DataError
 from synbench.features import COMBINE_RULES, tabular_design
 from synbench.hookspecs import hookimpl
@@ -88,8 +88,8 @@ class TabNetModel(Model):
     # at epoch 46. One epoch costs about 5 s (batch 1024) to 6 s (batch 256) on one CPU thread;
     # the cpu profile ran D1 fold 0 in 7 min of CPU time (14 min wall on a shared machine).
     profiles = {
-        "paper": Profile(params={"max_epochs": 200, "patience": 30}, search_trials=SEARCH_TRIALS["paper"],
-                         description="pytorch-tabnet defaults, up to 200 epochs with patience 30, the profile's search"),
+        "paper": DEFAULT_PROFILES["paper"].with_params(
+            max_epochs=200, patience=30, note="pytorch-tabnet defaults, up to 200 epochs with patience 30"),
         # the same search budget as every model of the profile; the former cap of 60 epochs ended
         # D1 Loewe>30 at its last epoch, so the patience now ends training
         "cpu": DEFAULT_PROFILES["cpu"].with_params(
