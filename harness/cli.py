@@ -722,6 +722,27 @@ def config(
 
 
 @app.command()
+def blas(build_shim: bool = typer.Option(False, "--build-shim", help="compile the MKL shim into the cache directory and print how to load it")):
+    """Which float32 matmul code path PyTorch takes on this CPU; on AMD, build the shim that lets MKL use its fast kernels."""
+    with user_errors():
+        import torch  # noqa: F401  (MKL is loaded with torch; status() describes it only once loaded)
+
+        from . import blas as blas_path
+        from .datadir import cache_dir
+
+        info = blas_path.status()
+        intel = {True: "fast (Intel) kernels", False: "generic kernels", None: "-"}[info["mkl_intel_path"]]
+        out.print(f"cpu: {info['cpu_vendor'] or '-'}; torch BLAS: {info['torch_blas'] or '-'}; MKL code path: {intel}"
+                  + (f"; shim loaded: {info['shim']}" if info["shim"] else ""), markup=False, highlight=False, soft_wrap=True)
+        if blas_path.needs_shim(info) and not build_shim:
+            out.print("MKL runs its generic kernels on this CPU (float32 matmuls ~2.4x slower, measured by benchmarks/mkl_amd.py); "
+                      "`synbench blas --build-shim` builds a shim that fixes it", markup=False, highlight=False, soft_wrap=True)
+        if build_shim:
+            path = blas_path.build_shim(cache_dir() / "blas")
+            out.print(f"built {path}; load it for a command with: LD_PRELOAD={path} synbench run ...", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
 def pretrain(
     dataset: List[str] = typer.Option(..., "--dataset", "-d", help="dataset(s) to pre-train on; repeat or comma-separate"),
     out_path: Path = typer.Option(..., "--out", help="checkpoint file to write"),

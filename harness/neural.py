@@ -96,6 +96,38 @@ class EarlyStopping:
 STOPPED = ("early stopping", "cap", "diverged")
 
 
+FUSED_ENV = "SYNBENCH_FUSED_OPTIMISER"  # 0: torch's default (multi-pass) optimiser kernels
+_FUSED = ("Adam", "AdamW", "SGD", "Adagrad")  # the torch optimisers with a fused kernel
+
+
+def optimiser(name: str, params, **options):
+    """``torch.optim.<name>(params, **options)``, with torch's fused kernel where it has one.
+
+    The fused kernel makes the same update in one pass over the weights; the default kernel makes a
+    pass per arithmetic step, each allocating a temporary the size of the weights. For a
+    45-million-weight network on one core (DeepSynergy's published size) Adam's step takes ~600 ms
+    by default and ~80 ms fused, close to half of DeepSynergy's training step; the weights after 20
+    steps agree to float32 rounding (``benchmarks/optimiser_step.py``). Where torch has no fused
+    kernel (Adamax) or refuses it for these parameters, the default kernel runs.
+    """
+    import torch
+
+    cls = getattr(torch.optim, name)
+    params = list(params)
+    if name in _FUSED and os.environ.get(FUSED_ENV, "1") != "0":
+        try:
+            return cls(params, fused=True, **options)
+        except (RuntimeError, TypeError, ValueError):  # a device or dtype without the fused kernel
+            pass
+    return cls(params, **options)
+
+
+def optimiser_kernel(optimiser) -> str:
+    """'Adam (fused)' or 'Adamax': the optimiser and kernel a record names beside its stop reason."""
+    fused = all(group.get("fused") for group in optimiser.param_groups)
+    return type(optimiser).__name__ + (" (fused)" if fused else "")
+
+
 def improving_window(patience: int | None, max_epochs: int) -> int:
     """How recent the best epoch of a capped run must be for the run to count as still improving:
     the last ``max(1, patience // 2)`` epochs (half-way to what the patience would have waited), or
@@ -106,7 +138,7 @@ def improving_window(patience: int | None, max_epochs: int) -> int:
 
 
 def stop_reason(epochs_run: int, max_epochs: int, best_epoch: int, patience: int | None, monitor: str | None,
-                stopped_early: bool, diverged: bool = False) -> dict:
+                stopped_early: bool, diverged: bool = False, optimiser=None) -> dict:
     """Why a training run ended, in the one format every torch model adds to its ``training_log_``.
 
     - ``stopped``: ``"early stopping"`` when the model's own rule ended it (the patience ran out,
@@ -119,7 +151,8 @@ def stop_reason(epochs_run: int, max_epochs: int, best_epoch: int, patience: int
       watched; None when there was no validation split);
     - ``improving_at_cap``: True when the run stopped at its cap and its best validation value was
       at one of the last :func:`improving_window` epochs, so more epochs would probably have helped.
-      Always False without a validation curve (nothing says whether it was improving).
+      Always False without a validation curve (nothing says whether it was improving);
+    - ``optimiser`` (when given the optimiser): its class and kernel, see :func:`optimiser_kernel`.
     """
     epochs_run, max_epochs, best_epoch = int(epochs_run), int(max_epochs), int(best_epoch)
     if not 0 <= best_epoch <= epochs_run <= max_epochs:
@@ -134,8 +167,11 @@ def stop_reason(epochs_run: int, max_epochs: int, best_epoch: int, patience: int
         raise ValueError(f"training ran {epochs_run} of {max_epochs} epochs but neither stopped early nor diverged")
     improving = (stopped == "cap" and monitor is not None and best_epoch > 0
                  and epochs_run - best_epoch < improving_window(patience, max_epochs))
-    return {"stopped": stopped, "best_epoch": best_epoch, "epochs_run": epochs_run, "max_epochs": max_epochs,
-            "patience": int(patience) if patience else None, "monitor": monitor, "improving_at_cap": bool(improving)}
+    record = {"stopped": stopped, "best_epoch": best_epoch, "epochs_run": epochs_run, "max_epochs": max_epochs,
+              "patience": int(patience) if patience else None, "monitor": monitor, "improving_at_cap": bool(improving)}
+    if optimiser is not None:
+        record["optimiser"] = optimiser_kernel(optimiser)
+    return record
 
 
 def training_labels(batch, task: str, model: str, dtype=np.float32) -> np.ndarray:
@@ -311,6 +347,9 @@ def restore_loop(saved: dict, net, optimiser, generator) -> None:
     import torch
 
     net.load_state_dict(saved["net"])
+    kernel = {key: optimiser.defaults.get(key) for key in ("fused", "foreach")}
     optimiser.load_state_dict(saved["optimiser"])
+    for group in optimiser.param_groups:  # the kernel is this process's choice, not part of the saved state
+        group.update(kernel)
     generator.set_state(saved["generator"])
     torch.set_rng_state(saved["torch_rng"])

@@ -54,7 +54,10 @@ def git_commit() -> str | None:
 def machine() -> dict:
     import os
 
-    return {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    from .blas import status as blas_status
+
+    return {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "blas": blas_status()}
 
 
 def _rss_mb() -> float:

@@ -107,3 +107,21 @@ def test_the_state_file_is_removed_once_the_job_is_stored(tmp_path):
     assert summary["done"] == 1
     assert seen and set(seen) == {state}  # saved in the store's jobs folder while training ...
     assert store.has_job(job.job_id) and not state.exists()  # ... and gone once the job is stored
+
+
+def test_a_state_saved_under_the_default_optimiser_kernel_resumes_under_the_fused_one(tmp_path, monkeypatch):
+    """A job stopped before the fused kernels (or run with SYNBENCH_FUSED_OPTIMISER=0) continues with
+    the kernel of the process that resumes it, names that kernel, and computes the same fit to
+    float32 rounding."""
+    cls = get_registry().model("deepsynergy")
+    train, valid, test, _ = mock_batches(cls, "regression")
+    monkeypatch.setenv(neural.FUSED_ENV, "0")
+    whole = _fit(cls, train, valid, tmp_path / "whole.pt")
+    assert whole.training_log_["optimiser"] == "Adam"
+    path = tmp_path / "stopped.pt"
+    _fit(cls, train, valid, path, stop_after=3, monkeypatch=monkeypatch)
+    monkeypatch.delenv(neural.FUSED_ENV)
+    resumed = _fit(cls, train, valid, path)
+    assert resumed.training_log_["selection"]["resumed_at_epoch"] == 3
+    assert resumed.training_log_["optimiser"] == "Adam (fused)"
+    np.testing.assert_allclose(resumed.predict(test), whole.predict(test), rtol=1e-4, atol=1e-4)

@@ -56,8 +56,14 @@ def _run_curve(curve, patience, max_epochs):
                        stopped_early=stopper.stopped)
 
 
+# the optimiser each record names: torch's fused kernel wherever torch has one (Adamax has none)
+OPTIMISERS = {"deepsynergy": "SGD (fused)", "marsy": "Adamax", "deepdds": "Adam (fused)", "tabnet": "Adam (fused)",
+              "bert": "AdamW (fused)", "baitsao": "Adam (fused)", "baitsao-ft": "Adam (fused)"}
+
+
 def _consistent(log, max_epochs, patience):
     assert FIELDS <= set(log), f"missing {FIELDS - set(log)}"
+    assert log["optimiser"] in OPTIMISERS.values()
     assert log["stopped"] in STOPPED
     assert log["max_epochs"] == max_epochs and log["patience"] == patience
     assert isinstance(log["monitor"], str) and log["monitor"]
@@ -135,6 +141,7 @@ def _fit(cls, task, batches, **overrides):
 def test_a_run_without_patience_ends_at_its_cap_and_says_so(cls, task, cap, no_patience, batches):
     log = _fit(cls, task, batches, **{cap: 2, "patience": no_patience})
     _consistent(log, 2, no_patience)
+    assert log["optimiser"] == OPTIMISERS[cls.name]
     assert log["stopped"] == "cap" and log["epochs_run"] == 2
     assert log["best_epoch"] >= 1
     assert log["improving_at_cap"] is True  # two epochs: the best is always one of the last two
@@ -181,3 +188,30 @@ def test_the_board_flags_runs_capped_while_improving():
     assert "stopped at its cap" not in flags["deepdds"]
     assert "stopped at its cap (1/2)" in flags["treecomb"] and "capped while improving" not in flags["treecomb"]
     assert "cap" not in flags["marsy"]  # capped on a plateau: the cap cost nothing
+
+
+def test_the_fused_optimiser_kernel_makes_the_same_update_as_the_default(monkeypatch):
+    import torch
+
+    from synbench.neural import FUSED_ENV, optimiser, optimiser_kernel
+
+    def trained(**env):
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        torch.manual_seed(0)
+        weights = [torch.nn.Parameter(torch.randn(300, 200)), torch.nn.Parameter(torch.randn(200))]
+        opt = optimiser("Adam", weights, lr=1e-2)
+        for step in range(20):
+            for w in weights:
+                w.grad = torch.randn(w.shape, generator=torch.Generator().manual_seed(step))
+            opt.step()
+        monkeypatch.delenv(FUSED_ENV, raising=False)
+        return optimiser_kernel(opt), [w.detach() for w in weights]
+
+    fused_name, fused = trained()
+    plain_name, plain = trained(**{FUSED_ENV: "0"})
+    assert (fused_name, plain_name) == ("Adam (fused)", "Adam")
+    for a, b in zip(fused, plain):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6) and not torch.equal(a, torch.zeros_like(a))
+    # no fused kernel: the default one, named as such
+    assert optimiser_kernel(optimiser("Adamax", [torch.nn.Parameter(torch.zeros(3))], lr=1e-3)) == "Adamax"

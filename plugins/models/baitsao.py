@@ -267,7 +267,9 @@ class BaitsaoModel(Model):
         multitask = len(self.tasks_) > 1
         self.log_vars_ = torch.zeros(len(self.tasks_), device=dev, requires_grad=multitask)
         params = trainable + ([self.log_vars_] if multitask else [])
-        optimizer = torch.optim.Adam(params, lr=self.lr)
+        from synbench.neural import optimiser as make_optimiser
+
+        optimizer = make_optimiser("Adam", params, lr=self.lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=self.lr_patience)
         from synbench.neural import EarlyStopping, stop_reason
 
@@ -330,7 +332,8 @@ class BaitsaoModel(Model):
             "parameters": int(sum(p.numel() for p in net.parameters())),
             "trainable_parameters": int(sum(p.numel() for p in trainable)),
             **stop_reason(epoch + 1, int(self.max_epochs), (stopper.best_epoch + 1) if Xv is not None else epoch + 1,
-                          self.patience, stopper.monitor if Xv is not None else None, stopped_early=stopper.stopped),
+                          self.patience, stopper.monitor if Xv is not None else None, stopped_early=stopper.stopped,
+                          optimiser=optimizer),
         }
 
     @staticmethod

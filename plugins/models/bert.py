@@ -427,6 +427,7 @@ class BertBaseline(Model):
         from transformers import get_linear_schedule_with_warmup
 
         from synbench.neural import EarlyStopping, device, seed_everything, stop_reason
+        from synbench.neural import optimiser as make_optimiser
 
         self._check()
         seed_everything(self.seed)
@@ -479,7 +480,7 @@ class BertBaseline(Model):
             encode_seconds = round(time.perf_counter() - t0, 2)
         no_decay = ("bias", "LayerNorm.weight")
         named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
-        optimiser = torch.optim.AdamW([
+        optimiser = make_optimiser("AdamW", [
             {"params": [p for n, p in named if not any(k in n for k in no_decay)], "weight_decay": float(self.weight_decay)},
             {"params": [p for n, p in named if any(k in n for k in no_decay)], "weight_decay": 0.0},
         ], lr=float(self.lr))
@@ -561,7 +562,7 @@ class BertBaseline(Model):
             "seconds": round(time.perf_counter() - t_start, 2),
             **stop_reason(epochs_run, int(self.epochs), max(stopper.best_epoch, 0) if va_sequences is not None else epochs_run,
                           self.patience, stopper.monitor if va_sequences is not None else None,
-                          stopped_early=stopper.stopped),
+                          stopped_early=stopper.stopped, optimiser=optimiser),
         }
         return self
 

@@ -223,6 +223,7 @@ class DeepDDSModel(Model):
         from torch_geometric.data import Batch as GraphBatch
 
         from synbench.neural import EarlyStopping, device, seed_everything, stop_reason
+        from synbench.neural import optimiser as make_optimiser
 
         self._check()
         if train.y is None:
@@ -237,7 +238,7 @@ class DeepDDSModel(Model):
         net = _network(inputs.graphs[0].num_node_features, inputs.cell_matrix.shape[1], int(self.hidden),
                        int(self.heads), float(self.dropout), int(self.width)).to(dev)
         self.network_, self.n_genes_ = net, inputs.cell_matrix.shape[1]
-        optimizer = torch.optim.Adam(net.parameters(), lr=float(self.lr))
+        optimizer = make_optimiser("Adam", net.parameters(), lr=float(self.lr))
         y_train = torch.as_tensor(y, dtype=torch.long, device=dev)
         cell_matrix = torch.from_numpy(inputs.cell_matrix).to(dev)
 
@@ -304,7 +305,7 @@ class DeepDDSModel(Model):
             stopper.restore(net)
         best = stopper.best_epoch if val_inputs is not None and stopper.best_epoch >= 0 else epochs - 1
         stop = stop_reason(epochs, int(self.max_epochs), best + 1, self.patience,
-                           stopper.monitor if val_inputs is not None else None, stopped_early=stopper.stopped)
+                           stopper.monitor if val_inputs is not None else None, stopped_early=stopper.stopped, optimiser=optimizer)
         self.training_log_ = {
             "epochs_run": epochs,
             "best_epoch": best + 1,  # 1-based

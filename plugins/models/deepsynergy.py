@@ -180,14 +180,15 @@ class DeepSynergyModel(Model):
         it holds that phase, training continues from its last epoch."""
         import torch
 
-        from synbench.neural import loop_state, predict_tensor, restore_loop, train_epoch
+        from synbench.neural import loop_state, optimiser as make_optimiser, optimiser_kernel, predict_tensor, restore_loop, train_epoch
         from synbench.progress import report
 
         net = self._network(X.shape[1], dev)
         if self.optimizer == "adam":  # the CPU profile's faster optimiser (defaults: betas 0.9/0.999)
-            optimiser = torch.optim.Adam(net.parameters(), lr=self.lr)
+            optimiser = make_optimiser("Adam", net.parameters(), lr=self.lr)
         else:  # published
-            optimiser = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum)
+            optimiser = make_optimiser("SGD", net.parameters(), lr=self.lr, momentum=self.momentum)
+        self.optimiser_kernel_ = optimiser_kernel(optimiser)
         loss_fn = self._loss()
         inputs = (torch.from_numpy(X).to(dev),)
         target = torch.from_numpy(y).reshape(-1, 1).to(dev)
@@ -304,7 +305,7 @@ class DeepSynergyModel(Model):
                 self.normaliser_, self.net_ = normaliser, net
                 log.update(epochs=len(hist["train_loss"]), best_epoch=best_epoch, kept_epoch=hist.get("kept_epoch"),
                            final_train_loss=hist["train_loss"][-1], refit=None)
-                log.update(stop)
+                log.update(stop, optimiser=self.optimiser_kernel_)
                 self.training_log_ = log
                 return self
             del net  # only its validation curve is kept: the refit starts from fresh weights
@@ -327,7 +328,7 @@ class DeepSynergyModel(Model):
         log["best_epoch"] = best_epoch
         log["final_train_loss"] = hist["train_loss"][-1]
         # why the epoch-selection phase ended; ``epochs`` above counts both phases
-        log.update(stop)
+        log.update(stop, optimiser=self.optimiser_kernel_)
         self.training_log_ = log
         return self
 

@@ -196,6 +196,7 @@ class MarsyModel(Model):
 
         from synbench.neural import (EarlyStopping, TrainingState, device, loop_state, predict_tensor, restore_loop,
                                      seed_everything, stop_reason, train_epoch)
+        from synbench.neural import optimiser as make_optimiser
         from synbench.progress import report
 
         if self.task != "regression":
@@ -225,7 +226,7 @@ class MarsyModel(Model):
         self.net_ = _marsy_network(self.shapes_[0], self.shapes_[1], Y.shape[1], self.triple_layers, self.pair_layers,
                                    self.decoder_layers, self.encoder_dropout, self.decoder_dropout).to(dev)
         # Keras Adamax defaults as the authors set them (torch's eps default differs)
-        optimiser = torch.optim.Adamax(self.net_.parameters(), lr=self.lr, betas=(0.9, 0.999), eps=1e-7)
+        optimiser = make_optimiser("Adamax", self.net_.parameters(), lr=self.lr, betas=(0.9, 0.999), eps=1e-7)
         train_loss, val_loss = [], []
         # a job's final fit saves its state every epoch and, stopped part-way, continues from it
         state = None if getattr(self, "report_progress_", None) is not None else TrainingState.of(
@@ -255,9 +256,10 @@ class MarsyModel(Model):
                                               seconds=seconds_before + time.perf_counter() - t0))
         if check is not None:
             stop = stop_reason(len(train_loss), int(self.max_epochs), check.best_epoch + 1, self.patience, "validation MSE",
-                               stopped_early=check.stopped, diverged=not np.isfinite(val_loss[-1]))
+                               stopped_early=check.stopped, diverged=not np.isfinite(val_loss[-1]), optimiser=optimiser)
         else:
-            stop = stop_reason(len(train_loss), int(self.max_epochs), len(train_loss), self.patience, None, stopped_early=False)
+            stop = stop_reason(len(train_loss), int(self.max_epochs), len(train_loss), self.patience, None, stopped_early=False,
+                               optimiser=optimiser)
         if check is not None and self.restore_best:
             check.restore(self.net_)
         self.training_log_ = {

@@ -289,7 +289,7 @@ class SynergyTransferModel(Model):
         else:
             best = len(train_loss) if not diverged else 0
         record = stop_reason(len(train_loss), int(max_epochs), best, patience if check else None, monitor if check else None,
-                             stopped_early=bool(check and check.stopped), diverged=diverged)
+                             stopped_early=bool(check and check.stopped), diverged=diverged, optimiser=optimiser)
         record.update(train_loss=train_loss, val_loss=[] if check is None else list(check.history),
                       n_samples=int(len(train[1])), n_valid_samples=0 if valid is None else int(len(valid[1])),
                       seconds=round(time.perf_counter() - t0, 2))
@@ -301,11 +301,11 @@ class SynergyTransferModel(Model):
         return nn.MSELoss() if self.task == "regression" else nn.BCEWithLogitsLoss()
 
     def _optimiser(self, net):
-        import torch
+        from synbench.neural import optimiser as make_optimiser
 
         if self.optimizer == "adagrad":
-            return torch.optim.Adagrad(net.parameters(), lr=float(self.lr))
-        return torch.optim.Adam(net.parameters(), lr=float(self.lr))
+            return make_optimiser("Adagrad", net.parameters(), lr=float(self.lr))
+        return make_optimiser("Adam", net.parameters(), lr=float(self.lr))
 
     # -- estimator API ----------------------------------------------------------------------------
     def fit(self, train, valid=None) -> "SynergyTransferModel":

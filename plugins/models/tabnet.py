@@ -27,6 +27,7 @@ each epoch is logged at DEBUG level on this module's logger instead.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import time
@@ -138,6 +139,7 @@ class TabNetModel(Model):
         from pytorch_tabnet.tab_model import TabNetClassifier, TabNetRegressor
 
         from synbench.neural import device, seed_everything, stop_reason
+        from synbench.neural import optimiser as make_optimiser
 
         self._check()
         seed_everything(self.seed)
@@ -167,7 +169,7 @@ class TabNetModel(Model):
         batch_size = min(int(self.batch_size), n)
         cls = TabNetRegressor if self.task == "regression" else TabNetClassifier
         self.estimator_ = cls(n_d=int(self.n_d), n_a=int(self.n_a), n_steps=int(self.n_steps), gamma=float(self.gamma),
-                              lambda_sparse=float(self.lambda_sparse), optimizer_fn=torch.optim.Adam,
+                              lambda_sparse=float(self.lambda_sparse), optimizer_fn=functools.partial(make_optimiser, "Adam"),
                               optimizer_params={"lr": float(self.lr)}, mask_type=self.mask_type, seed=int(self.seed),
                               verbose=0, device_name=self.device_)
         t0 = time.perf_counter()
@@ -200,7 +202,8 @@ class TabNetModel(Model):
             # pytorch-tabnet sets ``_stop_training`` when its early-stopping callback ends the fit
             **stop_reason(epochs_run, int(self.max_epochs), int(self.estimator_.best_epoch) + 1 if eval_set else epochs_run,
                           int(self.patience) if eval_set else None, metric,
-                          stopped_early=bool(eval_set) and bool(getattr(self.estimator_, "_stop_training", False))),
+                          stopped_early=bool(eval_set) and bool(getattr(self.estimator_, "_stop_training", False)),
+                          optimiser=self.estimator_._optimizer),
         }
         log.info("tabnet: %d epochs, best %s", epochs_run, self.training_log_["best_epoch"])
         return self
