@@ -144,7 +144,8 @@ def main() -> None:
         runs = {name: [] for name in names}
         for r in range(args.rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:  # the order rotates each round
-                runs[name].append(_run(work, args.steps, *modes[name]))
+                shim_path, fused = modes[name]
+                runs[name].append(_run(work, args.steps, shim_path, fused=fused))
         assert not any(x["mkl_intel_path"] for x in runs["generic"]) or report["cpu_vendor"] == "GenuineIntel"
         assert all(x["mkl_intel_path"] for x in runs["shim"]), "the shim did not take effect"
         key = "gflops" if work == "matmul" else "ms_per_step"

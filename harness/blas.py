@@ -65,7 +65,7 @@ def mkl_intel_path() -> bool | None:
     for library in (None, _torch_cpu_library()):
         try:
             answer = ctypes.CDLL(library).mkl_serv_intel_cpu_true
-        except (AttributeError, OSError):
+        except (AttributeError, OSError, TypeError):  # no such symbol; no library; a platform without dlopen(NULL)
             continue
         answer.restype = ctypes.c_int
         return bool(answer())

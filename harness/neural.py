@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import random
 
@@ -16,6 +17,8 @@ import numpy as np
 
 from .errors import ConfigError
 from .progress import report
+
+log = logging.getLogger(__name__)
 
 
 def device():
@@ -96,36 +99,82 @@ class EarlyStopping:
 STOPPED = ("early stopping", "cap", "diverged")
 
 
-FUSED_ENV = "SYNBENCH_FUSED_OPTIMISER"  # 0: torch's default (multi-pass) optimiser kernels
+FUSED_ENV = "SYNBENCH_FUSED_OPTIMISER"  # 0: torch's default (per-tensor, multi-pass) optimiser kernels
 _FUSED = ("Adam", "AdamW", "SGD", "Adagrad")  # the torch optimisers with a fused kernel
+# below this many weights an optimiser without a fused kernel keeps the eager one: compiling its step
+# costs ~20 s once per fit, more than it saves on a small network
+COMPILE_MIN_WEIGHTS = 1_000_000
 
 
 def optimiser(name: str, params, **options):
-    """``torch.optim.<name>(params, **options)``, with torch's fused kernel where it has one.
+    """``torch.optim.<name>(params, **options)`` with a single-pass kernel for its step.
 
-    The fused kernel makes the same update in one pass over the weights; the default kernel makes a
-    pass per arithmetic step, each allocating a temporary the size of the weights. For a
-    45-million-weight network on one core (DeepSynergy's published size) Adam's step takes ~600 ms
-    by default and ~80 ms fused, close to half of DeepSynergy's training step; the weights after 20
-    steps agree to float32 rounding (``benchmarks/optimiser_step.py``). Where torch has no fused
-    kernel (Adamax) or refuses it for these parameters, the default kernel runs.
+    torch's default CPU kernel makes a pass over the weights per arithmetic step of the update. For
+    a 45-million-weight network on one core (DeepSynergy's published size) Adam's step takes ~850 ms
+    that way inside a training loop and ~120 ms with torch's fused kernel, and the weights after 20
+    steps agree to float32 rounding (``benchmarks/optimiser_step.py``). Where torch has a fused kernel
+    (Adam, AdamW, SGD, Adagrad) it is used; otherwise (MARSY's Adamax) the step of a network of
+    :data:`COMPILE_MIN_WEIGHTS` or more is compiled with ``torch.compile`` (Adamax on MARSY's 44
+    million weights: ~500 -> ~100 ms a step, ~25 s to compile once), falling back to the eager step
+    if compilation fails. ``SYNBENCH_FUSED_OPTIMISER=0`` keeps torch's default kernels throughout.
+    :func:`optimiser_kernel` names what ran; every torch model's record stores it.
     """
     import torch
 
     cls = getattr(torch.optim, name)
     params = list(params)
-    if name in _FUSED and os.environ.get(FUSED_ENV, "1") != "0":
+    if os.environ.get(FUSED_ENV, "1") == "0":
+        return cls(params, **options)
+    if name in _FUSED:
         try:
             return cls(params, fused=True, **options)
         except (RuntimeError, TypeError, ValueError):  # a device or dtype without the fused kernel
-            pass
-    return cls(params, **options)
+            return cls(params, **options)
+    made = cls(params, **options)
+    weights = sum(p.numel() for group in made.param_groups for p in group["params"])
+    if weights >= COMPILE_MIN_WEIGHTS:
+        _compile_step(made)
+    return made
+
+
+class _NoProfilerNotice(logging.Filter):
+    def filter(self, record) -> bool:
+        return not str(record.msg).startswith("Profiler record function")
+
+
+def _compile_step(made) -> None:
+    """Replace ``made.step`` by a ``torch.compile``d call of it; the eager step if compiling fails."""
+    import torch
+
+    # the optimiser's profiler annotation cannot be traced; torch says so once per compilation, to
+    # every progress line of the run. It changes nothing in the step
+    quiet = logging.getLogger("torch._dynamo.variables.ctx_manager")
+    if not any(isinstance(f, _NoProfilerNotice) for f in quiet.filters):
+        quiet.addFilter(_NoProfilerNotice())
+    eager = made.step
+    compiled = torch.compile(lambda: eager(), fullgraph=False)
+
+    def step(closure=None):
+        if closure is None and made.compiled_step_ is not False:
+            try:
+                result = compiled()
+                made.compiled_step_ = True
+                return result
+            except Exception as exc:  # noqa: BLE001  no C++ compiler, an unsupported build: the eager kernel
+                made.compiled_step_ = False
+                log.warning("optimiser %s: compiling its step failed (%s); the eager step runs", type(made).__name__,
+                            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+        return eager(closure)
+
+    made.compiled_step_ = None  # None until the first step has compiled (True) or failed (False)
+    made.step = step
 
 
 def optimiser_kernel(optimiser) -> str:
-    """'Adam (fused)' or 'Adamax': the optimiser and kernel a record names beside its stop reason."""
+    """'Adam (fused)', 'Adamax (compiled)' or 'Adamax': the optimiser and the kernel that ran its step."""
     fused = all(group.get("fused") for group in optimiser.param_groups)
-    return type(optimiser).__name__ + (" (fused)" if fused else "")
+    kernel = " (fused)" if fused else " (compiled)" if getattr(optimiser, "compiled_step_", None) else ""
+    return type(optimiser).__name__ + kernel
 
 
 def improving_window(patience: int | None, max_epochs: int) -> int:

@@ -215,3 +215,52 @@ def test_the_fused_optimiser_kernel_makes_the_same_update_as_the_default(monkeyp
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6) and not torch.equal(a, torch.zeros_like(a))
     # no fused kernel: the default one, named as such
     assert optimiser_kernel(optimiser("Adamax", [torch.nn.Parameter(torch.zeros(3))], lr=1e-3)) == "Adamax"
+
+
+def _adamax_after(steps, weights_shape, monkeypatch, **env):
+    import torch
+
+    from synbench.neural import FUSED_ENV, optimiser, optimiser_kernel
+
+    monkeypatch.delenv(FUSED_ENV, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    torch.manual_seed(0)
+    weights = [torch.nn.Parameter(torch.randn(*weights_shape))]
+    opt = optimiser("Adamax", weights, lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    for step in range(steps):
+        weights[0].grad = torch.randn(weights_shape, generator=torch.Generator().manual_seed(step))
+        opt.step()
+    return optimiser_kernel(opt), weights[0].detach()
+
+
+def test_a_large_optimiser_without_a_fused_kernel_runs_a_compiled_step_with_the_same_update(monkeypatch):
+    import torch
+
+    from synbench.neural import COMPILE_MIN_WEIGHTS, FUSED_ENV
+
+    shape = (COMPILE_MIN_WEIGHTS // 1000, 1000)
+    compiled_name, compiled = _adamax_after(3, shape, monkeypatch)
+    eager_name, eager = _adamax_after(3, shape, monkeypatch, **{FUSED_ENV: "0"})
+    assert (compiled_name, eager_name) == ("Adamax (compiled)", "Adamax")
+    assert torch.allclose(compiled, eager, rtol=1e-5, atol=1e-7)
+    # a small network keeps the eager step: compiling would cost more than it saves
+    assert _adamax_after(1, (10, 10), monkeypatch)[0] == "Adamax"
+
+
+def test_a_step_that_cannot_be_compiled_runs_eagerly_once(monkeypatch):
+    import torch
+
+    from synbench.neural import COMPILE_MIN_WEIGHTS, FUSED_ENV
+
+    def no_compiler(fn, **kwargs):
+        def fail():
+            raise RuntimeError("no C++ compiler found\nsecond line")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    shape = (COMPILE_MIN_WEIGHTS // 1000, 1000)
+    name, fallen_back = _adamax_after(3, shape, monkeypatch)
+    _, eager = _adamax_after(3, shape, monkeypatch, **{FUSED_ENV: "0"})
+    assert name == "Adamax"
+    assert torch.equal(fallen_back, eager)  # each step applied exactly once, by the eager kernel
