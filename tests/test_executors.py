@@ -77,6 +77,15 @@ def _children(pid):
     return [int(p) for p in out]
 
 
+def _cmdline(pid) -> str:
+    """A process's command line; empty once it has exited (a short-lived child can go between the calls)."""
+    try:
+        with open(f"/proc/{pid}/cmdline") as fh:
+            return fh.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
 def test_a_killed_worker_loses_only_its_job_and_the_run_resumes(inline_run, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "synbench.cli", "run", *GRID, "--out", str(out), "--executor", "process", "--jobs", "2"]
@@ -84,8 +93,7 @@ def test_a_killed_worker_loses_only_its_job_and_the_run_resumes(inline_run, tmp_
     victim = None
     deadline = time.time() + 120
     while victim is None and time.time() < deadline and proc.poll() is None:
-        workers = [c for c in _children(proc.pid)
-                   if "spawn_main" in open(f"/proc/{c}/cmdline").read() and "resource_tracker" not in open(f"/proc/{c}/cmdline").read()]
+        workers = [c for c in _children(proc.pid) if "spawn_main" in _cmdline(c) and "resource_tracker" not in _cmdline(c)]
         if workers and (out / "jobs").is_dir() and any(not p.name.startswith(".") for p in (out / "jobs").iterdir()):
             victim = workers[0]
         time.sleep(0.02)
