@@ -328,7 +328,7 @@ class BertBaseline(Model):
     profiles = {
         "paper": DEFAULT_PROFILES["paper"].with_params(note="full fine-tuning, 256 tokens, batch 32, 5-10 epochs (for a GPU)"),
         # Frozen encoder, full token budget, every row, early stopping: see the module docstring for
-        # the measurements (full or LoRA fine-tuning at 512 tokens is ~6 h of CPU per D1 epoch).
+        # the measurements (full or LoRA fine-tuning at 512 tokens is ~5 h of CPU per D1 epoch).
         "cpu": DEFAULT_PROFILES["cpu"].with_params(
             strategy="frozen", max_length=512, epochs=200, patience=3, warmup=0.005, lr=3e-4,
             note="frozen encoder (cached outputs), 512 tokens, all rows, early stopping (patience 3, cap 200)"),
