@@ -81,7 +81,8 @@ loss 1.181, still creeping down), after 37 at 3e-4 (1.166) and 11 at 1e-3 (1.168
 ``benchmarks/bert_strategies.py`` on D1 fold 0) a 512-token training step costs 1.28 s per row
 with full fine-tuning and the same with LoRA (x1.00 in CPU time; x1.06 in wall time at batch 32;
 LoRA saves the weight gradients, not the backward pass through the activations, which dominates
-at this length), i.e. about 5.9 h per epoch over D1's 16,620 inner-training rows, and a batch of
+at this length), i.e. about 5.9 h per epoch over D1's 16,620 inner-training rows (with MKL's
+fast kernels on this AMD CPU, ``synbench blas``: 1.09 s per row, about 5 h), and a batch of
 32 needs 10-13 GB of memory (5.7-5.9 GB at batch 16; frozen: 1.2 GB). Full or LoRA fine-tuning
 over all rows for several epochs, with validation, is therefore some 20-30 h per fold even on
 two cores: it cannot run on this machine (use a GPU, or
