@@ -735,7 +735,7 @@ def blas(build_shim: bool = typer.Option(False, "--build-shim", help="compile th
         out.print(f"cpu: {info['cpu_vendor'] or '-'}; torch BLAS: {info['torch_blas'] or '-'}; MKL code path: {intel}"
                   + (f"; shim loaded: {info['shim']}" if info["shim"] else ""), markup=False, highlight=False, soft_wrap=True)
         if blas_path.needs_shim(info) and not build_shim:
-            out.print("MKL runs its generic kernels on this CPU (float32 matmuls ~2.4x slower, measured by benchmarks/mkl_amd.py); "
+            out.print("MKL runs its generic kernels on this CPU (float32 matmuls about half as fast, measured by benchmarks/mkl_amd.py); "
                       "`synbench blas --build-shim` builds a shim that fixes it", markup=False, highlight=False, soft_wrap=True)
         if build_shim:
             path = blas_path.build_shim(cache_dir() / "blas")

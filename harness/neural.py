@@ -110,12 +110,12 @@ def optimiser(name: str, params, **options):
     """``torch.optim.<name>(params, **options)`` with a single-pass kernel for its step.
 
     torch's default CPU kernel makes a pass over the weights per arithmetic step of the update. For
-    a 45-million-weight network on one core (DeepSynergy's published size) Adam's step takes ~850 ms
-    that way inside a training loop and ~120 ms with torch's fused kernel, and the weights after 20
-    steps agree to float32 rounding (``benchmarks/optimiser_step.py``). Where torch has a fused kernel
-    (Adam, AdamW, SGD, Adagrad) it is used; otherwise (MARSY's Adamax) the step of a network of
+    a 45-million-weight network on one core (DeepSynergy's published size) Adam's step takes 699 ms
+    that way and 89 ms with torch's fused kernel, and the weights after 20 steps agree to float32
+    rounding (``benchmarks/optimiser_step.py``). Where torch has a fused kernel (Adam, AdamW, SGD,
+    Adagrad) it is used; otherwise (MARSY's Adamax) the step of a network of
     :data:`COMPILE_MIN_WEIGHTS` or more is compiled with ``torch.compile`` (Adamax on MARSY's 44
-    million weights: ~500 -> ~100 ms a step, ~25 s to compile once), falling back to the eager step
+    million weights: 306 -> 80 ms a step, ~25 s to compile once), falling back to the eager step
     if compilation fails. ``SYNBENCH_FUSED_OPTIMISER=0`` keeps torch's default kernels throughout.
     :func:`optimiser_kernel` names what ran; every torch model's record stores it.
     """

@@ -267,11 +267,10 @@ class BaitsaoModel(Model):
         multitask = len(self.tasks_) > 1
         self.log_vars_ = torch.zeros(len(self.tasks_), device=dev, requires_grad=multitask)
         params = trainable + ([self.log_vars_] if multitask else [])
-        from synbench.neural import optimiser as make_optimiser
+        from synbench.neural import EarlyStopping, optimiser as make_optimiser, stop_reason
 
         optimizer = make_optimiser("Adam", params, lr=self.lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=self.lr_patience)
-        from synbench.neural import EarlyStopping, stop_reason
 
         stopper = EarlyStopping(self.patience, monitor="largest single-task validation loss")
         holder = _Holder(net, self.log_vars_)

@@ -188,7 +188,6 @@ class DeepSynergyModel(Model):
             optimiser = make_optimiser("Adam", net.parameters(), lr=self.lr)
         else:  # published
             optimiser = make_optimiser("SGD", net.parameters(), lr=self.lr, momentum=self.momentum)
-        self.optimiser_kernel_ = optimiser_kernel(optimiser)
         loss_fn = self._loss()
         inputs = (torch.from_numpy(X).to(dev),)
         target = torch.from_numpy(y).reshape(-1, 1).to(dev)
@@ -240,6 +239,7 @@ class DeepSynergyModel(Model):
                                             seconds=seconds_before + time.perf_counter() - t0))
         # every epoch's time, those of a stopped run included (the record's fit_seconds is this process's)
         history["seconds"] = round(seconds_before + time.perf_counter() - t0, 2)
+        history["optimiser"] = optimiser_kernel(optimiser)
         if best_state is not None:
             net.load_state_dict(best_state)
             history["kept_epoch"] = int(np.argmin(history["val_loss"])) + 1
@@ -305,7 +305,7 @@ class DeepSynergyModel(Model):
                 self.normaliser_, self.net_ = normaliser, net
                 log.update(epochs=len(hist["train_loss"]), best_epoch=best_epoch, kept_epoch=hist.get("kept_epoch"),
                            final_train_loss=hist["train_loss"][-1], refit=None)
-                log.update(stop, optimiser=self.optimiser_kernel_)
+                log.update(stop, optimiser=hist["optimiser"])
                 self.training_log_ = log
                 return self
             del net  # only its validation curve is kept: the refit starts from fresh weights
@@ -328,7 +328,7 @@ class DeepSynergyModel(Model):
         log["best_epoch"] = best_epoch
         log["final_train_loss"] = hist["train_loss"][-1]
         # why the epoch-selection phase ended; ``epochs`` above counts both phases
-        log.update(stop, optimiser=self.optimiser_kernel_)
+        log.update(stop, optimiser=hist["optimiser"])
         self.training_log_ = log
         return self
 
