@@ -33,6 +33,9 @@ run -d d3-deepdds -m deepdds --protocol table1 --folds 0 --out results/d3-deepdd
 # next, all five folds: each costs well under a CPU-hour a fold
 run -d d1-oneil -m baitsao --out results/d1-oneil-cpu
 run -d d3-deepdds -m deepdds --protocol table1 --out results/d3-deepdds
+# BAITSAO beside the strong D3 and ZIP baselines (their verdicts), before the long dense-network runs
+run -d d3-deepdds -m baitsao --out results/d3-deepdds
+run -d oneil-drugcomb -t zip -m baitsao --out results/oneil-zip-cpu
 run -d d1-oneil -t loewe -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --folds 0 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --protocol table1 --folds 0 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m bert --folds 0 --out results/d1-oneil-cpu
