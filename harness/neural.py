@@ -345,23 +345,35 @@ class TrainingState:
     what the uninterrupted one would. ``fingerprint`` (the model's parameters and the training
     data's shape) must match, else the file is ignored and training starts afresh. Files hold only
     tensors and plain values and are read with ``torch.load(weights_only=True)``.
+
+    The state file holds weights (hundreds of MB for the dense networks), so it stays out of version
+    control and does not outlive the machine. A phase saved with ``durable=True`` (small: a finished
+    phase's loss history and random-number states, no weights) is also written to the companion
+    file :func:`progress_path`, which a store's commit carries to the next machine: there a job
+    whose state file is gone still skips the phases it had finished.
     """
 
     def __init__(self, path, fingerprint: dict):
         from pathlib import Path
 
         self.path = Path(path)
+        self.durable_path = progress_path(self.path)
         self.fingerprint = json.dumps(fingerprint, sort_keys=True, default=str)
-        self._phases: dict = {}
-        if self.path.is_file():
-            import torch
+        self._durable = self._read(self.durable_path)
+        self._phases: dict = {**self._durable, **self._read(self.path)}
 
-            try:
-                saved = torch.load(self.path, map_location="cpu", weights_only=True)
-            except Exception:  # damaged or foreign: start afresh (the file is replaced on the first save)
-                saved = None
-            if isinstance(saved, dict) and saved.get("fingerprint") == self.fingerprint:
-                self._phases = dict(saved.get("phases", {}))
+    def _read(self, path) -> dict:
+        if not path.is_file():
+            return {}
+        import torch
+
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # damaged or foreign: start afresh (the file is replaced on the first save)
+            return {}
+        if isinstance(saved, dict) and saved.get("fingerprint") == self.fingerprint:
+            return dict(saved.get("phases", {}))
+        return {}
 
     @classmethod
     def of(cls, model, fingerprint: dict) -> "TrainingState | None":
@@ -371,17 +383,36 @@ class TrainingState:
     def get(self, phase: str) -> dict | None:
         return self._phases.get(phase)
 
-    def put(self, phase: str, state: dict, drop: tuple[str, ...] = ()) -> None:
-        """Store ``state`` as ``phase`` (dropping the phases in ``drop``) and write the file atomically."""
-        import torch
-
+    def put(self, phase: str, state: dict, drop: tuple[str, ...] = (), durable: bool = False) -> None:
+        """Store ``state`` as ``phase`` (dropping the phases in ``drop``) and write the file atomically;
+        ``durable`` also writes it to the companion file that outlives the machine (keep it small)."""
         self._phases[phase] = state
         for name in drop:
             self._phases.pop(name, None)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"fingerprint": self.fingerprint, "phases": self._phases}, tmp)
-        os.replace(tmp, self.path)
+            self._durable.pop(name, None)
+        if durable:
+            self._durable[phase] = state
+            self._write(self.durable_path, self._durable)
+        self._write(self.path, self._phases)
+
+    def _write(self, path, phases: dict) -> None:
+        import torch
+
+        tmp = path.with_name(path.name + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"fingerprint": self.fingerprint, "phases": phases}, tmp)
+        os.replace(tmp, path)
+
+
+def progress_path(state_path):
+    """The companion of a training-state file ``.training-ID.pt`` that holds its durable phases:
+    ``.progress-ID.pt`` beside it (not ignored by the repository, unlike the state file)."""
+    from pathlib import Path
+
+    state_path = Path(state_path)
+    name = state_path.name
+    stem = name[len(".training-"):] if name.startswith(".training-") else name
+    return state_path.with_name(f".progress-{stem}")
 
 
 def loop_state(net, optimiser, generator, **bookkeeping) -> dict:

@@ -30,6 +30,7 @@ from .data import Batch, SynergyData
 from .errors import ConfigError, SynbenchError
 from .features import featurize, parse_spec
 from .metrics import score_predictions
+from .neural import progress_path
 from .registry import get_registry, suggest
 from .splits import (CROSS, EXTERNAL, check_scheme, check_splits, describe_coverage, entity_coverage, fold_groups, fold_ids,
                      make_splits, n_folds_of, with_cross, with_external)
@@ -557,7 +558,9 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None, isolate
         else:
             record, predictions = compute(job, settings, shared)
         store.write_job(job.job_id, record, predictions)
-        training_state_path(settings, job).unlink(missing_ok=True)  # the job is stored: nothing to resume
+        state = training_state_path(settings, job)
+        for path in (state, progress_path(state)):  # the job is stored: nothing to resume
+            path.unlink(missing_ok=True)
     return record
 
 

@@ -93,12 +93,14 @@ def test_the_state_file_is_removed_once_the_job_is_stored(tmp_path):
     (job,) = runner.plan(["mock"], ["deepsynergy"], targets=["score"], profile="smoke", folds=[0])
     settings = runner.RunSettings(isolate=False)
     state = runner.training_state_path(runner.RunSettings(checkpoint_dir=str(store.jobs_dir)), job)
-    seen = []
+    seen, durable_seen = [], []
     real_put = neural.TrainingState.put
 
-    def watching(self, phase, state_, drop=()):
-        real_put(self, phase, state_, drop)
+    def watching(self, phase, state_, drop=(), durable=False):
+        real_put(self, phase, state_, drop, durable)
         seen.append(self.path)
+        if durable:
+            durable_seen.append(self.durable_path)
 
     import unittest.mock as um
 
@@ -107,6 +109,7 @@ def test_the_state_file_is_removed_once_the_job_is_stored(tmp_path):
     assert summary["done"] == 1
     assert seen and set(seen) == {state}  # saved in the store's jobs folder while training ...
     assert store.has_job(job.job_id) and not state.exists()  # ... and gone once the job is stored
+    assert durable_seen == [neural.progress_path(state)] and not durable_seen[0].exists()  # its companion too
 
 
 def test_a_state_saved_under_the_default_optimiser_kernel_resumes_under_the_fused_one(tmp_path, monkeypatch):
@@ -125,3 +128,45 @@ def test_a_state_saved_under_the_default_optimiser_kernel_resumes_under_the_fuse
     assert resumed.training_log_["selection"]["resumed_at_epoch"] == 3
     assert resumed.training_log_["optimiser"] == "Adam (fused)"
     np.testing.assert_allclose(resumed.predict(test), whole.predict(test), rtol=1e-4, atol=1e-4)
+
+
+def test_a_finished_first_phase_outlives_the_machine(tmp_path, monkeypatch):
+    """The state file (weights) is not kept across machines; the small companion file is. A job
+    whose epoch-selection phase had finished skips it on a machine that has only the companion,
+    and its refit computes what the uninterrupted fit computes."""
+    cls = get_registry().model("deepsynergy")
+    train, valid, test, _ = mock_batches(cls, "regression")
+    whole = _fit(cls, train, valid, tmp_path / ".training-whole.pt")
+    epochs_first = whole.training_log_["selection"]["epochs_run"]
+    path = tmp_path / ".training-job.pt"
+    _fit(cls, train, valid, path, stop_after=epochs_first + 1, monkeypatch=monkeypatch)  # in the refit
+    companion = neural.progress_path(path)
+    assert companion.name == ".progress-job.pt" and companion.is_file()
+    import torch
+
+    kept = torch.load(companion, weights_only=True)["phases"]
+    assert set(kept) == {"select-done"} and "net" not in kept["select-done"]  # no weights: small enough to commit
+    path.unlink()  # a new machine: only what the repository carried
+    trained = []
+    real = neural.train_epoch
+    monkeypatch.setattr(neural, "train_epoch", lambda *a, **k: trained.append(1) or real(*a, **k))
+    resumed = _fit(cls, train, valid, path)
+    assert len(trained) == whole.training_log_["best_epoch"]  # the refit alone, from its first epoch
+    np.testing.assert_array_equal(resumed.predict(test), whole.predict(test))
+    assert resumed.training_log_["selection"]["val_loss"] == whole.training_log_["selection"]["val_loss"]
+    assert "resumed_at_epoch" not in resumed.training_log_["refit"]
+
+
+def test_a_companion_of_other_parameters_is_ignored(tmp_path, monkeypatch):
+    cls = get_registry().model("deepsynergy")
+    train, valid, test, _ = mock_batches(cls, "regression")
+    path = tmp_path / ".training-job.pt"
+    other = cls(task="regression", seed=0, **{**SMALL, "lr": 1e-2})
+    other.checkpoint_path_ = path
+    other.fit(train, valid)
+    path.unlink()
+    assert neural.progress_path(path).is_file()
+    fresh = cls(task="regression", seed=0, **SMALL).fit(train, valid)
+    model = _fit(cls, train, valid, path)  # finds lr 1e-2's companion: runs both phases afresh
+    np.testing.assert_array_equal(model.predict(test), fresh.predict(test))
+    assert model.training_log_["selection"]["val_loss"] == fresh.training_log_["selection"]["val_loss"]

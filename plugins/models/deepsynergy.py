@@ -284,8 +284,10 @@ class DeepSynergyModel(Model):
                                         dev, generator, valid=(normaliser.transform(X_va).astype(np.float32, copy=False), y_va),
                                         keep_best=searching, state=state, phase="select")
                 if state is not None:
+                    # durable: the curve and RNG states are a few kB, and the refit needs nothing else,
+                    # so a job whose first phase took a whole session starts its refit on a new machine
                     state.put("select-done", {**hist, "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
-                              drop=("select",))
+                              drop=("select",), durable=True)
             curve = smoothed_curve(hist["val_loss"], int(self.smoothing_window))
             finite = np.where(np.isfinite(curve), curve, np.inf)
             best_epoch = int(np.argmin(finite)) + 1
