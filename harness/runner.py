@@ -396,12 +396,19 @@ def edge_params(chosen: dict, space: dict, margin: float = 0.02) -> dict[str, st
 
 
 def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, search_space: dict,
-            n_trials: int | None = None) -> tuple[dict, list, dict]:
+            n_trials: int | None = None, progress_file: Path | None = None) -> tuple[dict, list, dict]:
     """Optuna TPE search on the inner validation split only (never the test fold).
 
     Returns (chosen parameters, one entry per trial, a summary of the search). Models that report
     validation values during ``fit`` have hopeless trials pruned (the worst quarter at a step, after a warm-up), so the budget goes
-    to promising configurations."""
+    to promising configurations.
+
+    ``progress_file`` (a small JSON file in the store's jobs folder, carried by a commit of the store)
+    keeps every finished trial with the values it reported, so a job stopped during its search
+    (the session ended, the machine went away) replays the finished trials on its next run instead
+    of training them again: the sampler is asked in the same order from the same seed, so it proposes
+    the same values, and each is told the stored outcome; from the first trial whose proposal differs
+    (other code or data) the search runs afresh."""
     n_trials = profile.search_trials if n_trials is None else n_trials
     if n_trials <= 0 or not search_space:
         return {}, [], {"n_trials": 0, "sampler": None}
@@ -427,16 +434,34 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
     warmup = int(getattr(model, "prune_warmup_steps", PRUNE_WARMUP_STEPS))
     pruner = optuna.pruners.PercentilePruner(PRUNE_KEEP_PERCENTILE, n_startup_trials=4, n_warmup_steps=warmup)
     study = optuna.create_study(direction="maximize" if higher else "minimize", sampler=sampler, pruner=pruner)
-    trials = []
+    saved = SearchProgress(progress_file, {"seed": seed, "space": {k: str(v) for k, v in search_space.items()},
+                                           "n_trials": n_trials, "rows": len(search_train), "valid_rows": len(valid),
+                                           "metric": metric_name, "pruner_revision": PRUNER_REVISION})
+    trials, resumed = [], 0
     for i in range(n_trials):
-        progress.report(f"search trial {i + 1}/{n_trials}")
         trial = study.ask(dists)
         config = {k: decode[k][v] if k in decode else v for k, v in trial.params.items()}
+        done = saved.replay(i, trial.params)
+        if done is not None:  # finished by an earlier run of this job: the same proposal, its stored outcome
+            for step, value in done["reports"]:
+                trial.report(value, step)
+            state = {"pruned": optuna.trial.TrialState.PRUNED, "failed": optuna.trial.TrialState.FAIL}.get(done["state"])
+            if state is None:
+                study.tell(trial, done[metric_name])
+            else:
+                study.tell(trial, state=state)
+            trials.append({"params": config, metric_name: done[metric_name], "state": done["state"], "seconds": done["seconds"]})
+            resumed += 1
+            continue
+        progress.report(f"search trial {i + 1}/{n_trials}")
         candidate = model.clone(**config)
+        reports = []
 
-        def report_progress(step, loss, trial=trial):
+        def report_progress(step, loss, trial=trial, reports=reports):
             # models report a loss (lower is better); the study compares in its own direction
-            trial.report(-float(loss) if higher else float(loss), int(step))
+            value = -float(loss) if higher else float(loss)
+            trial.report(value, int(step))
+            reports.append((int(step), value))
             if trial.should_prune():
                 raise TrialPruned(f"pruned at step {step}")
 
@@ -448,22 +473,71 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             trials.append({"params": config, metric_name: None, "state": "pruned",
                            "seconds": round(time.perf_counter() - t0, 2)})
-            continue
-        score = metric.fn(valid.y, np.asarray(candidate.predict(valid), dtype=float).reshape(-1))
-        if np.isfinite(score):
-            study.tell(trial, score)
         else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        trials.append({"params": config, metric_name: score, "state": "complete" if np.isfinite(score) else "failed",
-                       "seconds": round(time.perf_counter() - t0, 2)})
+            score = metric.fn(valid.y, np.asarray(candidate.predict(valid), dtype=float).reshape(-1))
+            if np.isfinite(score):
+                study.tell(trial, score)
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            trials.append({"params": config, metric_name: score, "state": "complete" if np.isfinite(score) else "failed",
+                           "seconds": round(time.perf_counter() - t0, 2)})
+        saved.add(i, trial.params, reports, trials[-1])
     summary = {"sampler": "optuna TPE (multivariate)", "pruner": f"worst quarter at a step, after {warmup} steps", "pruner_revision": PRUNER_REVISION, "n_trials": n_trials,
                "budget": "trials", "rows": len(search_train), "metric": metric_name,
-               "pruned": sum(t["state"] == "pruned" for t in trials)}
+               "pruned": sum(t["state"] == "pruned" for t in trials),
+               **({"resumed_trials": resumed} if resumed else {})}
     finite = [t for t in trials if t["state"] == "complete"]
     if not finite:
         return {}, trials, summary
     best = (max if higher else min)(finite, key=lambda t: t[metric_name])
     return dict(best["params"]), trials, summary
+
+
+class SearchProgress:
+    """The finished trials of one job's search, kept in a small JSON file while the search runs.
+
+    ``fingerprint`` (seed, space, trial budget, row counts, metric) must match the file's, else the
+    file is ignored and overwritten. Raw proposals (the sampler's own values) are compared on replay,
+    so a change of code or data that moves a proposal ends the replay there."""
+
+    def __init__(self, path: Path | None, fingerprint: dict):
+        self.path = None if path is None else Path(path)
+        self.fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+        self.trials: list = []
+        if self.path is not None and self.path.is_file():
+            try:
+                saved = json.loads(self.path.read_text())
+            except (OSError, ValueError):  # damaged: run the search afresh (the file is replaced)
+                saved = {}
+            if isinstance(saved, dict) and saved.get("fingerprint") == self.fingerprint:
+                self.trials = list(saved.get("trials", []))
+        self._replaying = True
+
+    def replay(self, index: int, proposal: dict) -> dict | None:
+        """The stored outcome of trial ``index`` if the sampler proposed the same values, else None
+        (and nothing after it is replayed)."""
+        if self._replaying and index < len(self.trials) and self.trials[index]["proposal"] == json.loads(json.dumps(proposal)):
+            return self.trials[index]
+        if self._replaying:
+            self._replaying = False
+            del self.trials[index:]
+        return None
+
+    def add(self, index: int, proposal: dict, reports: list, outcome: dict) -> None:
+        del self.trials[index:]
+        self.trials.append({**outcome, "proposal": proposal, "reports": reports})
+        if self.path is None:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "trials": self.trials}, default=float))
+        os.replace(tmp, self.path)
+
+
+def search_progress_path(settings: RunSettings, job: Job) -> Path:
+    """Where the search of ``job`` keeps its finished trials (committed with the store, unlike the
+    weight-holding training state)."""
+    return Path(settings.checkpoint_dir or ".") / f".search-{job.job_id}.json"
 
 
 def check_predictions(raw, n_rows: int, task: str, job: Job) -> np.ndarray:
@@ -559,7 +633,7 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None, isolate
             record, predictions = compute(job, settings, shared)
         store.write_job(job.job_id, record, predictions)
         state = training_state_path(settings, job)
-        for path in (state, progress_path(state)):  # the job is stored: nothing to resume
+        for path in (state, progress_path(state), search_progress_path(settings, job)):  # the job is stored: nothing to resume
             path.unlink(missing_ok=True)
     return record
 
@@ -639,7 +713,8 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         search_space = {k: v for k, v in space.items() if is_distribution(v) and k not in dict(job.params)}
         n_trials = profile.search_trials if job.trials is None else job.trials
         chosen, trials, search_summary = _select(model, profile, inner_train, inner_valid, job.seed * 100 + job.fold,
-                                                 search_space, n_trials)
+                                                 search_space, n_trials,
+                                                 search_progress_path(settings, job) if settings.checkpoint_dir else None)
         search_seconds = time.perf_counter() - t0
         final = model.clone(**chosen)
         if settings.checkpoint_dir:  # a model that can resume its training saves its state there

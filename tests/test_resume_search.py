@@ -1,0 +1,105 @@
+"""A job stopped during its hyperparameter search (a session's end, a machine going away) keeps the
+trials it finished: the next run replays them from the store's small progress file and continues
+with the trial where it stopped, and chooses what the uninterrupted search chooses."""
+
+import json
+
+import numpy as np
+import pytest
+
+from synbench import runner
+from synbench.base import PRUNE_WARMUP_EPOCHS, Model, Profile, Real
+from synbench.registry import get_registry
+from synbench.runner import _select, search_progress_path
+from synbench.store import Store
+from synbench.testing import mock_batches
+
+
+class Stop(Exception):
+    pass
+
+
+class _Curve(Model):
+    """Reports 12 steps of a validation loss that depends on ``x`` (bad values get pruned) and
+    predicts a curve whose correlation with the labels depends on ``x``."""
+
+    name = "curve"
+    prune_warmup_steps = PRUNE_WARMUP_EPOCHS
+    fits: list = []
+    stop_at = None
+
+    def __init__(self, task="regression", seed=0, x=0.5):
+        self.task, self.seed, self.x = task, seed, x
+
+    def fit(self, train, valid=None):
+        if self.stop_at is not None and len(self.fits) >= self.stop_at:
+            raise Stop
+        self.fits.append(self.x)
+        for step in range(1, 13):
+            self.report_validation(step, (self.x - 0.3) ** 2 + 1.0 / step)
+        return self
+
+    def predict(self, batch):
+        return np.sin(np.arange(len(batch)) * (0.1 + self.x))
+
+
+def _model(**attrs):
+    return type("Curve", (_Curve,), {"fits": [], **attrs})()
+
+
+def _search(model, path, n_trials=9):
+    train, valid, _, _ = mock_batches(get_registry().model("lasso"), "regression")
+    return _select(model, Profile(), train, valid, 0, {"x": Real(0.0, 1.0)}, n_trials=n_trials, progress_file=path)
+
+
+def _without_seconds(trials):
+    return [{k: v for k, v in t.items() if k != "seconds"} for t in trials]
+
+
+def test_a_stopped_search_replays_its_finished_trials_and_chooses_the_same(tmp_path):
+    whole = _model()
+    chosen, trials, summary = _search(whole, None)
+    assert {t["state"] for t in trials} >= {"complete", "pruned"}  # the pruner's history is part of the replay
+    path = tmp_path / ".search-job.json"
+    with pytest.raises(Stop):
+        _search(_model(stop_at=5), path)
+    saved = json.loads(path.read_text())["trials"]
+    assert len(saved) == 5 and all("proposal" in t and "reports" in t for t in saved)
+    resumed = _model()
+    chosen_r, trials_r, summary_r = _search(resumed, path)
+    assert chosen_r == chosen and _without_seconds(trials_r) == _without_seconds(trials)
+    assert type(resumed).fits == type(whole).fits[5:]  # only the trials the stopped run had not finished
+    assert summary_r["resumed_trials"] == 5 and "resumed_trials" not in summary
+    assert [t["seconds"] for t in trials_r[:5]] == [t["seconds"] for t in saved]
+
+
+def test_a_progress_file_of_another_search_is_ignored(tmp_path):
+    path = tmp_path / ".search-job.json"
+    with pytest.raises(Stop):
+        _search(_model(stop_at=4), path, n_trials=8)  # another budget: another fingerprint
+    model = _model()
+    chosen, trials, summary = _search(model, path)
+    assert "resumed_trials" not in summary and len(type(model).fits) == 9
+    assert chosen == _search(_model(), None)[0]
+    path.write_text("{not json")  # damaged: the search runs afresh and replaces it
+    model = _model()
+    _search(model, path)
+    assert len(type(model).fits) == 9 and len(json.loads(path.read_text())["trials"]) == 9
+
+
+def test_the_search_file_lives_in_the_jobs_folder_until_the_job_is_stored(tmp_path, monkeypatch):
+    store = Store(tmp_path / "store")
+    (job,) = runner.plan(["mock"], ["lasso"], targets=["score"], profile="cpu", folds=[0], trials=3)
+    path = search_progress_path(runner.RunSettings(checkpoint_dir=str(store.jobs_dir)), job)
+    assert path.parent == store.jobs_dir and path.name.startswith(".")  # a store's listing skips it
+    seen = []
+    real_add = runner.SearchProgress.add
+
+    def watching(self, *args):
+        real_add(self, *args)
+        seen.append((self.path, len(json.loads(self.path.read_text())["trials"])))
+
+    monkeypatch.setattr(runner.SearchProgress, "add", watching)
+    summary = runner.run([job], store, runner.RunSettings(isolate=False))
+    assert summary["done"] == 1 and seen == [(path, 1), (path, 2), (path, 3)]
+    assert store.has_job(job.job_id) and not path.exists()
