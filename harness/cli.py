@@ -331,16 +331,19 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         status = runner.plan_status(plan, Store(out_dir, create=False, repair=False))  # looks, moves nothing
     else:  # a dry run never creates the store
         status = runner.plan_status(plan, None)
+    kept = status["kept"].astype(bool).any() if len(status) else False  # a stopped run left progress to reuse
     table = Table("dataset", "target", "model", "featurizers", "done", "locked", "pending", "est. per fold", "est. pending",
-                  box=None)
+                  *(["kept from a stopped run"] if kept else []), box=None)
     config = ["dataset", "target", "model", "featurizers"]
     for key, rows in status.groupby(config, sort=False):
         count = rows["status"].value_counts()
         pending = int(count.get("pending", 0))
         per_fold = rows["est_seconds"].iloc[0]
         folds = ",".join(str(f) for f in rows.loc[rows["status"] == "pending", "fold"])
+        resumes = "; ".join(f"fold {r.fold}: {r.kept}" for r in rows.itertuples() if r.kept)
         table.add_row(*map(redact, key), str(int(count.get("done", 0))), str(int(count.get("locked", 0))),
-                      f"{pending} ({folds})" if pending else "0", _duration(per_fold), _duration(pending * per_fold) if pending else "")
+                      f"{pending} ({folds})" if pending else "0", _duration(per_fold), _duration(pending * per_fold) if pending else "",
+                      *([resumes] if kept else []))
     out.print(table)
     n = status["status"].value_counts()
     pending_estimates = status.loc[status["status"] == "pending", "est_seconds"]

@@ -983,10 +983,30 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     rows = []
     for job in jobs:
         previous = seconds.get(replace(job, fold=-1), [])
+        state = status(job)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
-                     "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": status(job),
-                     "est_seconds": float(np.mean(previous)) if previous else float("nan"), "job_id": job.job_id})
+                     "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state,
+                     "est_seconds": float(np.mean(previous)) if previous else float("nan"), "job_id": job.job_id,
+                     "kept": kept_progress(store, job) if store is not None and state != "done" else ""})
     return pd.DataFrame(rows)
+
+
+def kept_progress(store: Store, job: Job) -> str:
+    """What a stopped run of ``job`` left in the store for its next run ('' when nothing): finished
+    search trials, a finished training phase, a training state (this machine only)."""
+    settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
+    kept = []
+    try:
+        search = json.loads(search_progress_path(settings, job).read_text())
+        kept.append(f"{len(search['trials'])}/{search['fingerprint']['n_trials']} trials")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    state = training_state_path(settings, job)
+    if progress_path(state).is_file():
+        kept.append("a finished training phase")
+    if state.is_file():
+        kept.append("training state")
+    return ", ".join(kept)
 
 
 EXECUTORS = ("inline", "process", "ray")

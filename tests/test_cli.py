@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+from synbench import runner
+
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "synbench.cli", *args], capture_output=True, text=True, timeout=300)
@@ -185,6 +187,13 @@ def test_dry_run_reports_where_a_long_run_stands_and_writes_nothing(tmp_path):
     assert "5 jobs planned: 2 done, 0 locked" in res.stdout and "nothing was run" in res.stdout
     assert (out / "invocations.jsonl").read_text() == invocations
     assert sorted(p.name for p in (out / "jobs").iterdir()) == jobs_before
+    assert "kept from a stopped run" not in res.stdout  # the column shows only when there is something
+    # a run stopped during fold 2's search left 4 of its 12 trials: the dry run says so
+    fold2 = next(j for j in runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke") if j.fold == 2)
+    search = runner.search_progress_path(runner.RunSettings(checkpoint_dir=str(out / "jobs")), fold2)
+    search.write_text(json.dumps({"fingerprint": {"n_trials": 12}, "trials": [{}] * 4}))
+    res = _cli(*args, "--dry-run")
+    assert "kept from a stopped run" in res.stdout and "fold 2: 4/12 trials" in res.stdout
     fresh = _cli("run", "-d", "mock", "-m", "lasso", "--profile", "smoke", "--out", str(tmp_path / "new"), "--dry-run")
     assert fresh.returncode == 0 and "20 pending" in fresh.stdout and not (tmp_path / "new").exists()
 
