@@ -42,6 +42,8 @@ def job_rows(stores: list[Path]) -> pd.DataFrame:
             # counts every epoch's seconds, the record's fit_seconds only the last process's
             fit = max(float(timing.get("fit_seconds") or 0.0), training_seconds(training))
             seconds = fit + sum(float(timing.get(k) or 0.0) for k in ("featurize_seconds", "search_seconds", "predict_seconds"))
+            # a search resumed from its kept trials: those trials ran in an earlier process
+            seconds += float((record.get("search_summary") or {}).get("resumed_seconds") or 0.0)
             threads = int((record.get("resources") or {}).get("threads") or 1)
             epochs = (training.get("epochs_run") or training.get("epochs")) if isinstance(training, dict) else None
             rows.append({"store": store.name, "model": record["job"]["model"], "protocol": record.get("protocol", "table1 (v0)"),

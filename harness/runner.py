@@ -485,7 +485,9 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
     summary = {"sampler": "optuna TPE (multivariate)", "pruner": f"worst quarter at a step, after {warmup} steps", "pruner_revision": PRUNER_REVISION, "n_trials": n_trials,
                "budget": "trials", "rows": len(search_train), "metric": metric_name,
                "pruned": sum(t["state"] == "pruned" for t in trials),
-               **({"resumed_trials": resumed} if resumed else {})}
+               # the replayed trials ran in an earlier process: their seconds are not in this one's search time
+               **({"resumed_trials": resumed, "resumed_seconds": round(sum(t["seconds"] for t in trials[:resumed]), 2)}
+                  if resumed else {})}
     finite = [t for t in trials if t["state"] == "complete"]
     if not finite:
         return {}, trials, summary

@@ -70,6 +70,7 @@ def test_a_stopped_search_replays_its_finished_trials_and_chooses_the_same(tmp_p
     assert chosen_r == chosen and _without_seconds(trials_r) == _without_seconds(trials)
     assert type(resumed).fits == type(whole).fits[5:]  # only the trials the stopped run had not finished
     assert summary_r["resumed_trials"] == 5 and "resumed_trials" not in summary
+    assert summary_r["resumed_seconds"] == round(sum(t["seconds"] for t in saved), 2)  # counted in the job's compute
     assert [t["seconds"] for t in trials_r[:5]] == [t["seconds"] for t in saved]
 
 
