@@ -55,6 +55,8 @@ def combine(stores) -> Combined:
     stores disagree about one result, which is an error naming both."""
     from .errors import StoreError
 
+    if len(stores) > 1:
+        check_same_folds(stores)
     records, frames, store_of, duplicates = [], [], {}, 0
     for store in stores:
         frame = store.metrics_frame()
@@ -74,6 +76,34 @@ def combine(stores) -> Combined:
         frames.append(frame[~frame["job_id"].isin(repeated)])
     metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return Combined(records, metrics, store_of, duplicates)
+
+
+def check_same_folds(stores) -> None:
+    """Stores read as one must split each dataset the same way. Job ids name a split by its scheme
+    (``random``, 5 folds, seed 0), not by its table, and a scheme can change between harness
+    versions (``random`` keeps replicate combinations together since it was found to split them):
+    fold 0 of two different tables holds different test rows, and the report's paired tests would
+    pair them. Different tables for one scheme are an error naming both stores."""
+    from .errors import StoreError
+
+    seen: dict = {}
+    for store in stores:
+        for path in sorted(store.splits_dir.glob("*.parquet")) if store.splits_dir.is_dir() else ():
+            try:
+                table = pd.read_parquet(path, columns=["row_id", "fold", "role"]).astype(str)
+            except Exception:  # unreadable: its own store's next run recomputes it; nothing is paired on it
+                continue
+            table = table.sort_values(["fold", "row_id", "role"], kind="stable").reset_index(drop=True)
+            if path.name not in seen:
+                seen[path.name] = (store, table)
+                continue
+            first, first_table = seen[path.name]
+            if not first_table.equals(table):
+                parts = path.stem.split("--")  # dataset--scheme--kN--seedS (see Store.split_path)
+                what = (f"{parts[0]} differently under the same scheme ('{'--'.join(parts[1:-2])}', {parts[-2][1:]} folds, "
+                        f"seed {parts[-1][4:]}; splits/{path.name})" if len(parts) >= 4 else f"differently (splits/{path.name})")
+                raise StoreError(f"{first.root} and {store.root} split {what}, so their folds cannot be compared one by one; "
+                                 "read them separately")
 
 
 def _same_job(a, b, job_id: str) -> bool:

@@ -219,3 +219,24 @@ def test_training_section_says_why_each_run_stopped_with_its_curves(tmp_path):
     assert "lasso" not in section  # nothing iterative to report
     assert any(f.name.startswith("curves") for f in report.figures)
     assert rp.validation_curve(records[0]["training"]) == records[0]["training"]["selection"]["val_loss"]
+
+
+def test_stores_that_split_one_dataset_differently_are_not_read_as_one(built, tmp_path):
+    """Job ids name a split by its scheme, not its table: two stores whose `random` folds differ (a
+    scheme changed between versions) would have their fold-0 scores paired across different test
+    rows. Reading them together is a one-line error naming both; an identical copy is fine."""
+    store = built[0]
+    same, other = tmp_path / "same", tmp_path / "other"
+    shutil.copytree(store, same)
+    shutil.copytree(store, other)
+    (split,) = (other / "splits").glob("*.parquet")
+    table = pd.read_parquet(split)
+    table["fold"] = (table["fold"] + 1) % (table["fold"].max() + 1)  # the same rows, other folds
+    table.to_parquet(split)
+    out = tmp_path / "r" / "report.html"
+    assert CliRunner().invoke(app, ["report", str(store), str(same), "--out", str(out)]).exit_code == 0
+    for command in (["report", str(store), str(other), "--out", str(out)], ["leaderboard", str(store), str(other), "--no-write"]):
+        res = CliRunner().invoke(app, command)
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), res.output
+        assert str(store) in lines[0] and str(other) in lines[0] and "split mock differently" in lines[0]
