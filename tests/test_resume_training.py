@@ -76,16 +76,21 @@ def test_a_stopped_marsy_fit_resumes_where_it_stopped(tmp_path, monkeypatch, res
     assert resumed.training_log_["resumed_at_epoch"] == 3 and "resumed_at_epoch" not in whole.training_log_
 
 
-def test_a_state_of_other_parameters_is_ignored(tmp_path):
+@pytest.mark.parametrize("machine", ["same", "new"])  # the state file and its companion; the companion alone
+def test_a_state_of_other_parameters_is_ignored(tmp_path, machine):
     cls = get_registry().model("deepsynergy")
     train, valid, test, _ = mock_batches(cls, "regression")
-    path = tmp_path / "state.pt"
+    path = tmp_path / ".training-job.pt"
     other = cls(task="regression", seed=0, **{**SMALL, "lr": 1e-2})
     other.checkpoint_path_ = path
     other.fit(train, valid)
+    assert neural.progress_path(path).is_file()
+    if machine == "new":
+        path.unlink()
     fresh = cls(task="regression", seed=0, **SMALL).fit(train, valid)  # no state at all
-    model = _fit(cls, train, valid, path)  # finds lr 1e-2's file: starts afresh
+    model = _fit(cls, train, valid, path)  # finds lr 1e-2's files: runs both phases afresh
     np.testing.assert_array_equal(model.predict(test), fresh.predict(test))
+    assert model.training_log_["selection"]["val_loss"] == fresh.training_log_["selection"]["val_loss"]
 
 
 def test_the_state_file_is_removed_once_the_job_is_stored(tmp_path):
@@ -155,18 +160,3 @@ def test_a_finished_first_phase_outlives_the_machine(tmp_path, monkeypatch):
     np.testing.assert_array_equal(resumed.predict(test), whole.predict(test))
     assert resumed.training_log_["selection"]["val_loss"] == whole.training_log_["selection"]["val_loss"]
     assert "resumed_at_epoch" not in resumed.training_log_["refit"]
-
-
-def test_a_companion_of_other_parameters_is_ignored(tmp_path, monkeypatch):
-    cls = get_registry().model("deepsynergy")
-    train, valid, test, _ = mock_batches(cls, "regression")
-    path = tmp_path / ".training-job.pt"
-    other = cls(task="regression", seed=0, **{**SMALL, "lr": 1e-2})
-    other.checkpoint_path_ = path
-    other.fit(train, valid)
-    path.unlink()
-    assert neural.progress_path(path).is_file()
-    fresh = cls(task="regression", seed=0, **SMALL).fit(train, valid)
-    model = _fit(cls, train, valid, path)  # finds lr 1e-2's companion: runs both phases afresh
-    np.testing.assert_array_equal(model.predict(test), fresh.predict(test))
-    assert model.training_log_["selection"]["val_loss"] == fresh.training_log_["selection"]["val_loss"]
