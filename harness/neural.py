@@ -342,8 +342,9 @@ class TrainingState:
     trial) and deletes the file once the job is stored. A model saves after every epoch: the
     weights, the optimiser, both random-number states (the shuffling generator and torch's global
     one, which drives dropout) and its loop's own bookkeeping, so the resumed run computes exactly
-    what the uninterrupted one would. ``fingerprint`` (the model's parameters and the training
-    data's shape) must match, else the file is ignored and training starts afresh. Files hold only
+    what the uninterrupted one would. ``fingerprint`` (the model's parameters, the training
+    data's shape and the source of the model's module) must match, else the file is ignored and
+    training starts afresh. Files hold only
     tensors and plain values and are read with ``torch.load(weights_only=True)``.
 
     The state file holds weights (hundreds of MB for the dense networks), so it stays out of version
@@ -378,7 +379,7 @@ class TrainingState:
     @classmethod
     def of(cls, model, fingerprint: dict) -> "TrainingState | None":
         path = getattr(model, "checkpoint_path_", None)
-        return None if path is None else cls(path, {**fingerprint, "params": model.get_params()})
+        return None if path is None else cls(path, {**fingerprint, "params": model.get_params(), "code": model_code(model)})
 
     def get(self, phase: str) -> dict | None:
         return self._phases.get(phase)
@@ -402,6 +403,19 @@ class TrainingState:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"fingerprint": self.fingerprint, "phases": phases}, tmp)
         os.replace(tmp, path)
+
+
+def model_code(model) -> str:
+    """A digest of the source of the module that defines ``model``'s class: kept progress (a
+    training state, finished search trials) is reused only by the code that computed it."""
+    import hashlib
+    import inspect
+
+    try:
+        source = inspect.getsource(inspect.getmodule(type(model)))
+    except (OSError, TypeError):  # no source file (defined interactively): the class name stands in
+        source = type(model).__qualname__
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def progress_path(state_path):

@@ -30,7 +30,7 @@ from .data import Batch, SynergyData
 from .errors import ConfigError, SynbenchError
 from .features import featurize, parse_spec
 from .metrics import score_predictions
-from .neural import progress_path
+from .neural import model_code, progress_path
 from .registry import get_registry, suggest
 from .splits import (CROSS, EXTERNAL, check_scheme, check_splits, describe_coverage, entity_coverage, fold_groups, fold_ids,
                      make_splits, n_folds_of, with_cross, with_external)
@@ -436,7 +436,8 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
     study = optuna.create_study(direction="maximize" if higher else "minimize", sampler=sampler, pruner=pruner)
     saved = SearchProgress(progress_file, {"seed": seed, "space": {k: str(v) for k, v in search_space.items()},
                                            "n_trials": n_trials, "rows": len(search_train), "valid_rows": len(valid),
-                                           "metric": metric_name, "pruner_revision": PRUNER_REVISION})
+                                           "metric": metric_name, "pruner_revision": PRUNER_REVISION,
+                                           "code": model_code(model)})
     trials, resumed = [], 0
     for i in range(n_trials):
         trial = study.ask(dists)
@@ -498,7 +499,7 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
 class SearchProgress:
     """The finished trials of one job's search, kept in a small JSON file while the search runs.
 
-    ``fingerprint`` (seed, space, trial budget, row counts, metric) must match the file's, else the
+    ``fingerprint`` (seed, space, trial budget, row counts, metric, the model's source) must match the file's, else the
     file is ignored and overwritten. Raw proposals (the sampler's own values) are compared on replay,
     so a change of code or data that moves a proposal ends the replay there."""
 

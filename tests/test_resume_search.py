@@ -104,3 +104,16 @@ def test_the_search_file_lives_in_the_jobs_folder_until_the_job_is_stored(tmp_pa
     summary = runner.run([job], store, runner.RunSettings(isolate=False))
     assert summary["done"] == 1 and seen == [(path, 1), (path, 2), (path, 3)]
     assert store.has_job(job.job_id) and not path.exists()
+
+
+def test_kept_trials_of_other_model_code_are_not_replayed(tmp_path, monkeypatch):
+    from synbench import neural
+
+    path = tmp_path / ".search-job.json"
+    with pytest.raises(Stop):
+        _search(_model(stop_at=4), path)
+    monkeypatch.setattr(runner, "model_code", lambda model: "edited")  # the plugin's module changed since
+    model = _model()
+    _, _, summary = _search(model, path)
+    assert "resumed_trials" not in summary and len(type(model).fits) == 9
+    assert neural.model_code(_model()) == neural.model_code(_model()) != "edited"
