@@ -21,22 +21,18 @@ STREAMS_DIR=${STREAMS_DIR:-$REPO/../streams}
 PIDS=$STREAMS_DIR/pids
 mkdir -p "$STREAMS_DIR/logs"
 
-tree() {  # a process and all its descendants
-    local child
-    for child in $(pgrep -P "$1"); do tree "$child"; done
-    echo "$1"
-}
-
-running() {  # "name pid" of every stream still alive
+running() {  # "name pid" of every stream still alive (a reused pid that runs something else is not one)
     [ -f "$PIDS" ] || return 0
     while read -r name pid; do
-        kill -0 "$pid" 2>/dev/null && echo "$name $pid"
+        tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "reference_runs_$name.sh" && echo "$name $pid"
     done < "$PIDS"
 }
 
-signal_all() {
+signal_all() {  # each stream is a process group of its own (setsid): the signal reaches every job in it
     running | while read -r name pid; do
-        kill "-$1" $(tree "$pid") 2>/dev/null
+        kill -s "$1" -- "-$pid" 2>/dev/null
+        # a stopped process keeps a SIGTERM pending until it is continued
+        [ "$1" = TERM ] && kill -s CONT -- "-$pid" 2>/dev/null
         echo "$name: SIG$1"
     done
 }
@@ -44,24 +40,26 @@ signal_all() {
 case "${1:-status}" in
 start)
     shift
-    streams=("${@:-baselines neural transfer}")
+    streams=("$@")
+    ((${#streams[@]})) || streams=(baselines neural transfer)
+    for name in "${streams[@]}"; do
+        [ -x "benchmarks/reference_runs_$name.sh" ] || { echo "error: no stream '$name' (benchmarks/reference_runs_$name.sh)" >&2; exit 2; }
+    done
     [ -n "${SYNBENCH_DATA_DIR:-}" ] || { echo "error: set SYNBENCH_DATA_DIR (the staged public data)" >&2; exit 2; }
     if [ -n "$(running)" ]; then echo "error: streams are running ($(running | tr '\n' ' ')); stop them first" >&2; exit 2; fi
     rm -rf "$STREAMS_DIR/pkg"
     python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --no-build-isolation --target "$STREAMS_DIR/pkg" "$REPO" \
         || { echo "error: could not install a frozen copy of the package into $STREAMS_DIR/pkg" >&2; exit 1; }
-    git -C "$REPO" rev-parse --short HEAD > "$STREAMS_DIR/pkg/.revision" 2>/dev/null
+    git -C "$REPO" describe --always --dirty > "$STREAMS_DIR/pkg/.revision" 2>/dev/null
     preload=""
     if synbench blas 2>/dev/null | grep -q "generic kernels"; then
         preload=$(synbench blas --build-shim | sed -n 's/^built \([^;]*\);.*/\1/p')
     fi
     : > "$PIDS"
-    for name in ${streams[*]}; do
-        script=benchmarks/reference_runs_$name.sh
-        [ -x "$script" ] || { echo "error: no stream '$name' ($script)" >&2; exit 2; }
+    for name in "${streams[@]}"; do
         log=$STREAMS_DIR/logs/$name.log
         echo "=== start $(date -u +%FT%TZ) on $(cat "$STREAMS_DIR/pkg/.revision" 2>/dev/null)${preload:+ with the MKL shim}" >> "$log"
-        LD_PRELOAD=$preload PYTHONPATH=$STREAMS_DIR/pkg SYNBENCH_THREADS=1 nohup "$script" >> "$log" 2>&1 &
+        LD_PRELOAD=$preload PYTHONPATH=$STREAMS_DIR/pkg SYNBENCH_THREADS=1 setsid nohup "benchmarks/reference_runs_$name.sh" >> "$log" 2>&1 &
         echo "$name $!" >> "$PIDS"
         echo "$name: started (pid $!, log $log)"
     done

@@ -379,7 +379,10 @@ class TrainingState:
     @classmethod
     def of(cls, model, fingerprint: dict) -> "TrainingState | None":
         path = getattr(model, "checkpoint_path_", None)
-        return None if path is None else cls(path, {**fingerprint, "params": model.get_params(), "code": model_code(model)})
+        if path is None:
+            return None
+        return cls(path, {**fingerprint, "params": model.get_params(), "code": model_code(model),
+                          "device": str(getattr(model, "device_", "cpu"))})
 
     def get(self, phase: str) -> dict | None:
         return self._phases.get(phase)
@@ -388,34 +391,64 @@ class TrainingState:
         """Store ``state`` as ``phase`` (dropping the phases in ``drop``) and write the file atomically;
         ``durable`` also writes it to the companion file that outlives the machine (keep it small)."""
         self._phases[phase] = state
+        dropped_durable = False
         for name in drop:
             self._phases.pop(name, None)
-            self._durable.pop(name, None)
+            dropped_durable |= self._durable.pop(name, None) is not None
         if durable:
             self._durable[phase] = state
+        if durable or dropped_durable:
             self._write(self.durable_path, self._durable)
         self._write(self.path, self._phases)
 
     def _write(self, path, phases: dict) -> None:
         import torch
 
-        tmp = path.with_name(path.name + ".tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"fingerprint": self.fingerprint, "phases": phases}, tmp)
-        os.replace(tmp, path)
+        from .store import atomic_write  # a temporary file of its own: racing runs of one job never share one
+
+        def write(tmp):
+            with open(tmp, "wb") as fh:  # a file object: torch derives an archive name from a path, and `.part-x` has none
+                torch.save({"fingerprint": self.fingerprint, "phases": phases}, fh)
+
+        atomic_write(path, write)
+
+
+_MODEL_CODE: dict = {}
 
 
 def model_code(model) -> str:
-    """A digest of the source of the module that defines ``model``'s class: kept progress (a
-    training state, finished search trials) is reused only by the code that computed it."""
-    import hashlib
-    import inspect
+    """A digest of the source of the module that defines ``model``'s class and of the harness code
+    every model trains through (this module, the tabular design and the base classes): kept progress
+    (a training state, finished search trials) is reused only by the code that computed it. Read
+    once per class and process, so an edit to the files during a run is not stamped on its results."""
+    cls = type(model)
+    if cls not in _MODEL_CODE:
+        import hashlib
+        import inspect
+        import sys
 
-    try:
-        source = inspect.getsource(inspect.getmodule(type(model)))
-    except (OSError, TypeError):  # no source file (defined interactively): the class name stands in
-        source = type(model).__qualname__
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
+        digest = hashlib.sha256()
+        for module in (inspect.getmodule(cls), sys.modules[__name__], sys.modules.get("synbench.tabular"),
+                       sys.modules.get("synbench.features"), sys.modules.get("synbench.base")):
+            try:
+                digest.update(inspect.getsource(module).encode())
+            except (OSError, TypeError):  # not loaded, or no source file (defined interactively)
+                digest.update(getattr(module, "__name__", cls.__qualname__).encode())
+        _MODEL_CODE[cls] = digest.hexdigest()[:16]
+    return _MODEL_CODE[cls]
+
+
+def data_digest(*arrays) -> str:
+    """A digest of training arrays, for a kept training state: the same shapes with other values
+    (another feature table, other labels) do not resume it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()[:16]
 
 
 def progress_path(state_path):
@@ -434,7 +467,26 @@ def loop_state(net, optimiser, generator, **bookkeeping) -> dict:
     import torch
 
     return {"net": {k: v.detach().clone() for k, v in net.state_dict().items()}, "optimiser": optimiser.state_dict(),
-            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), **bookkeeping}
+            "generator": generator.get_state(), **rng_states(), **bookkeeping}
+
+
+def rng_states() -> dict:
+    """torch's global random-number states (CPU, and CUDA's where it is in use: dropout on a GPU
+    draws from CUDA's generator)."""
+    import torch
+
+    states = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(saved: dict) -> None:
+    import torch
+
+    torch.set_rng_state(saved["torch_rng"])
+    if "cuda_rng" in saved and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
 
 
 def restore_loop(saved: dict, net, optimiser, generator) -> None:
@@ -446,4 +498,4 @@ def restore_loop(saved: dict, net, optimiser, generator) -> None:
     for group in optimiser.param_groups:  # the kernel is this process's choice, not part of the saved state
         group.update(kernel)
     generator.set_state(saved["generator"])
-    torch.set_rng_state(saved["torch_rng"])
+    set_rng_states(saved)

@@ -434,10 +434,10 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
     warmup = int(getattr(model, "prune_warmup_steps", PRUNE_WARMUP_STEPS))
     pruner = optuna.pruners.PercentilePruner(PRUNE_KEEP_PERCENTILE, n_startup_trials=4, n_warmup_steps=warmup)
     study = optuna.create_study(direction="maximize" if higher else "minimize", sampler=sampler, pruner=pruner)
-    saved = SearchProgress(progress_file, {"seed": seed, "space": {k: str(v) for k, v in search_space.items()},
-                                           "n_trials": n_trials, "rows": len(search_train), "valid_rows": len(valid),
-                                           "metric": metric_name, "pruner_revision": PRUNER_REVISION,
-                                           "code": model_code(model)})
+    saved = SearchProgress(progress_file, metric_name, {
+        "seed": seed, "space": {k: str(v) for k, v in search_space.items()}, "n_trials": n_trials, "metric": metric_name,
+        "params": model.get_params(), "code": model_code(model), "optuna": optuna.__version__,
+        "pruner": [PRUNER_REVISION, PRUNE_KEEP_PERCENTILE, warmup], "data": _rows_digest(search_train, valid)})
     trials, resumed = [], 0
     for i in range(n_trials):
         trial = study.ask(dists)
@@ -448,10 +448,10 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
                 trial.report(value, step)
             state = {"pruned": optuna.trial.TrialState.PRUNED, "failed": optuna.trial.TrialState.FAIL}.get(done["state"])
             if state is None:
-                study.tell(trial, done[metric_name])
+                study.tell(trial, done["value"])
             else:
                 study.tell(trial, state=state)
-            trials.append({"params": config, metric_name: done[metric_name], "state": done["state"], "seconds": done["seconds"]})
+            trials.append({"params": config, metric_name: done["value"], "state": done["state"], "seconds": done["seconds"]})
             resumed += 1
             continue
         progress.report(f"search trial {i + 1}/{n_trials}")
@@ -499,12 +499,16 @@ def _select(model, profile: Profile, train: Batch, valid: Batch, seed: int, sear
 class SearchProgress:
     """The finished trials of one job's search, kept in a small JSON file while the search runs.
 
-    ``fingerprint`` (seed, space, trial budget, row counts, metric, the model's source) must match the file's, else the
-    file is ignored and overwritten. Raw proposals (the sampler's own values) are compared on replay,
-    so a change of code or data that moves a proposal ends the replay there."""
+    ``fingerprint`` (seed, space, trial budget, metric, the model's fixed parameters and source, the
+    optuna version, the pruner's settings, a digest of the search's rows and labels) must match the
+    file's, else the file is ignored and overwritten. The sampler's proposals are compared on replay
+    as well; an entry that is not a well-formed trial ends the replay there."""
 
-    def __init__(self, path: Path | None, fingerprint: dict):
+    STATES = ("complete", "pruned", "failed")
+
+    def __init__(self, path: Path | None, metric_name: str, fingerprint: dict):
         self.path = None if path is None else Path(path)
+        self.metric_name = metric_name
         self.fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
         self.trials: list = []
         if self.path is not None and self.path.is_file():
@@ -512,9 +516,21 @@ class SearchProgress:
                 saved = json.loads(self.path.read_text())
             except (OSError, ValueError):  # damaged: run the search afresh (the file is replaced)
                 saved = {}
-            if isinstance(saved, dict) and saved.get("fingerprint") == self.fingerprint:
-                self.trials = list(saved.get("trials", []))
+            if isinstance(saved, dict) and saved.get("fingerprint") == self.fingerprint and isinstance(saved.get("trials"), list):
+                for entry in saved["trials"]:
+                    if not self._well_formed(entry):
+                        break
+                    self.trials.append(entry)
         self._replaying = True
+
+    def _well_formed(self, entry) -> bool:
+        try:
+            return (isinstance(entry["proposal"], dict) and entry["state"] in self.STATES
+                    and isinstance(entry["seconds"], (int, float))
+                    and all(isinstance(step, int) and isinstance(value, (int, float)) for step, value in entry["reports"])
+                    and (entry["state"] != "complete" or (isinstance(entry["value"], (int, float)) and np.isfinite(entry["value"]))))
+        except (KeyError, TypeError, ValueError):
+            return False
 
     def replay(self, index: int, proposal: dict) -> dict | None:
         """The stored outcome of trial ``index`` if the sampler proposed the same values, else None
@@ -528,13 +544,26 @@ class SearchProgress:
 
     def add(self, index: int, proposal: dict, reports: list, outcome: dict) -> None:
         del self.trials[index:]
-        self.trials.append({**outcome, "proposal": proposal, "reports": reports})
+        value = outcome[self.metric_name]
+        self.trials.append({"proposal": proposal, "reports": reports, "state": outcome["state"], "seconds": outcome["seconds"],
+                            "value": None if value is None or not np.isfinite(value) else float(value)})
         if self.path is None:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "trials": self.trials}, default=float))
-        os.replace(tmp, self.path)
+        from .store import atomic_write
+
+        text = json.dumps({"fingerprint": self.fingerprint, "trials": self.trials})
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _rows_digest(*batches: Batch) -> str:
+    """A digest of the rows and labels a search trains and validates on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for batch in batches:
+        digest.update(pd.util.hash_pandas_object(batch.rows.index.to_series(), index=False).to_numpy().tobytes())
+        digest.update(np.ascontiguousarray(np.asarray(batch.y, dtype=float)).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def search_progress_path(settings: RunSettings, job: Job) -> Path:
@@ -624,6 +653,7 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None, isolate
     if settings.checkpoint_dir is None:
         settings = replace(settings, checkpoint_dir=str(store.jobs_dir))
     if stored(store, job):
+        _remove_kept_progress(settings, job)  # left by a run that lost the race to store it
         return None
     with store.claim(job.job_id) as claimed:
         if not claimed or stored(store, job):
@@ -635,10 +665,14 @@ def execute(job: Job, store: Store, settings: RunSettings | None = None, isolate
         else:
             record, predictions = compute(job, settings, shared)
         store.write_job(job.job_id, record, predictions)
-        state = training_state_path(settings, job)
-        for path in (state, progress_path(state), search_progress_path(settings, job)):  # the job is stored: nothing to resume
-            path.unlink(missing_ok=True)
+        _remove_kept_progress(settings, job)  # the job is stored: nothing to resume
     return record
+
+
+def _remove_kept_progress(settings: RunSettings, job: Job) -> None:
+    state = training_state_path(settings, job)
+    for path in (state, progress_path(state), search_progress_path(settings, job)):
+        path.unlink(missing_ok=True)
 
 
 def training_state_path(settings: RunSettings, job: Job) -> Path:

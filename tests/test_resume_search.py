@@ -117,3 +117,28 @@ def test_kept_trials_of_other_model_code_are_not_replayed(tmp_path, monkeypatch)
     _, _, summary = _search(model, path)
     assert "resumed_trials" not in summary and len(type(model).fits) == 9
     assert neural.model_code(_model()) == neural.model_code(_model()) != "edited"
+
+
+def test_a_malformed_kept_trial_ends_the_replay_there(tmp_path):
+    path = tmp_path / ".search-job.json"
+    with pytest.raises(Stop):
+        _search(_model(stop_at=5), path)
+    kept = json.loads(path.read_text())
+    complete = next(i for i, t in enumerate(kept["trials"]) if t["state"] == "complete" and i > 0)
+    kept["trials"][complete]["value"] = None  # a finished trial without its score (a hand-edited file)
+    path.write_text(json.dumps(kept))
+    model = _model()
+    chosen, trials, summary = _search(model, path)
+    assert summary["resumed_trials"] == complete and len(type(model).fits) == 9 - complete
+    assert chosen == _search(_model(), None)[0]
+
+
+def test_a_stored_job_leaves_no_kept_progress_behind(tmp_path):
+    store = Store(tmp_path / "store")
+    (job,) = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0])
+    runner.run([job], store, runner.RunSettings(isolate=False))
+    settings = runner.RunSettings(checkpoint_dir=str(store.jobs_dir))
+    stale = search_progress_path(settings, job)  # a racing run stored the job first; this one had kept trials
+    stale.write_text("{}")
+    assert runner.execute(job, store, runner.RunSettings(isolate=False)) is None
+    assert not stale.exists()

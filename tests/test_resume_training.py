@@ -160,3 +160,13 @@ def test_a_finished_first_phase_outlives_the_machine(tmp_path, monkeypatch):
     np.testing.assert_array_equal(resumed.predict(test), whole.predict(test))
     assert resumed.training_log_["selection"]["val_loss"] == whole.training_log_["selection"]["val_loss"]
     assert "resumed_at_epoch" not in resumed.training_log_["refit"]
+
+
+def test_a_dropped_durable_phase_does_not_come_back(tmp_path):
+    path = tmp_path / ".training-job.pt"
+    state = neural.TrainingState(path, {"x": 1})
+    state.put("first-done", {"epochs": 3}, durable=True)
+    state.put("second", {"epochs": 1}, drop=("first-done",))
+    path.unlink()  # a new machine: the companion alone
+    assert neural.TrainingState(path, {"x": 1}).get("first-done") is None
+    assert not list(tmp_path.glob(".part-*"))  # every write went through its own temporary file

@@ -56,7 +56,7 @@ from synbench.base import DEFAULT_PROFILES, PRUNE_WARMUP_EPOCHS, SEARCH_TRIALS, 
 from synbench.errors import ConfigError, DataError
 from synbench.features import tabular_design
 from synbench.hookspecs import hookimpl
-from synbench.neural import TrainingState
+from synbench.neural import TrainingState, data_digest, rng_states, set_rng_states
 from synbench.reference import CHEM_EXPR
 
 NORMS = ("tanh_norm", "tanh", "norm")
@@ -273,12 +273,13 @@ class DeepSynergyModel(Model):
             y_va = self._labels(valid)[pos_va]
             normaliser = make_normaliser(self.norm).fit(X_tr)  # statistics of the inner training rows only
             searching = getattr(self, "report_progress_", None) is not None
-            state = None if searching else TrainingState.of(self, {"train": X_tr.shape, "valid": X_va.shape})
+            state = None if searching else TrainingState.of(self, {"train": X_tr.shape, "valid": X_va.shape,
+                                                                   "data": data_digest(X_tr, y_tr, X_va, y_va)})
             done = state.get("select-done") if state is not None else None
             if done is not None:  # the first phase had finished before the job was stopped
-                net, hist = None, {k: v for k, v in done.items() if k not in ("generator", "torch_rng")}
+                net, hist = None, {k: v for k, v in done.items() if k not in ("generator", "torch_rng", "cuda_rng")}
                 generator.set_state(done["generator"])  # where the uninterrupted run's refit starts
-                torch.set_rng_state(done["torch_rng"])
+                set_rng_states(done)
             else:
                 net, hist = self._train(normaliser.transform(X_tr).astype(np.float32, copy=False), y_tr, int(self.max_epochs),
                                         dev, generator, valid=(normaliser.transform(X_va).astype(np.float32, copy=False), y_va),
@@ -286,7 +287,7 @@ class DeepSynergyModel(Model):
                 if state is not None:
                     # durable: the curve and RNG states are a few kB, and the refit needs nothing else,
                     # so a job whose first phase took a whole session starts its refit on a new machine
-                    state.put("select-done", {**hist, "generator": generator.get_state(), "torch_rng": torch.get_rng_state()},
+                    state.put("select-done", {**hist, "generator": generator.get_state(), **rng_states()},
                               drop=("select",), durable=True)
             curve = smoothed_curve(hist["val_loss"], int(self.smoothing_window))
             finite = np.where(np.isfinite(curve), curve, np.inf)
@@ -316,7 +317,7 @@ class DeepSynergyModel(Model):
             n_combinations = len(train) + len(valid)
             del X_tr, X_va
         else:  # no validation split: no epoch selection, train for max_epochs
-            state = TrainingState.of(self, {"train": X_tr.shape, "valid": None})
+            state = TrainingState.of(self, {"train": X_tr.shape, "valid": None, "data": data_digest(X_tr, y_tr)})
             best_epoch = int(self.max_epochs)
             stop = stop_reason(best_epoch, best_epoch, best_epoch, self.patience, None, stopped_early=False)
             X_fit, y_fit, n_combinations = X_tr, y_tr, len(train)

@@ -194,8 +194,8 @@ class MarsyModel(Model):
         import torch
         from sklearn.preprocessing import StandardScaler
 
-        from synbench.neural import (EarlyStopping, TrainingState, device, loop_state, predict_tensor, restore_loop,
-                                     seed_everything, stop_reason, train_epoch)
+        from synbench.neural import (EarlyStopping, TrainingState, data_digest, device, loop_state, predict_tensor,
+                                     restore_loop, seed_everything, stop_reason, train_epoch)
         from synbench.neural import optimiser as make_optimiser
         from synbench.progress import report
 
@@ -216,10 +216,12 @@ class MarsyModel(Model):
         self.scalers_ = (StandardScaler().fit(T), StandardScaler().fit(P))  # training rows only
         self.aux_targets_ = [RESPONSE.format(i + 1) for i in range(Y.shape[1] - 1) if np.isfinite(Y[:, 1 + i]).any()]
         inputs, target = self._tensors(T, P, dev), torch.from_numpy(Y).to(dev)
+        data = data_digest(T, P, Y)  # a kept training state resumes only on the same inputs
         del T, P
         check = None
         if valid is not None and len(valid):
             Tv, Pv, _, Yv = self._inputs(valid, with_targets=True)
+            data += data_digest(Tv, Pv, Yv)
             v_inputs, v_target = self._tensors(Tv, Pv, dev), torch.from_numpy(Yv).to(dev)
             check = EarlyStopping(patience=int(self.patience) if self.patience else 10**9)
 
@@ -230,7 +232,7 @@ class MarsyModel(Model):
         train_loss, val_loss = [], []
         # a job's final fit saves its state every epoch and, stopped part-way, continues from it
         state = None if getattr(self, "report_progress_", None) is not None else TrainingState.of(
-            self, {"train": tuple(target.shape), "valid": tuple(v_target.shape) if check is not None else None})
+            self, {"train": tuple(target.shape), "valid": tuple(v_target.shape) if check is not None else None, "data": data})
         saved = state.get("train") if state is not None else None
         seconds_before, resumed_at = 0.0, None
         if saved is not None:
