@@ -216,12 +216,14 @@ class MarsyModel(Model):
         self.scalers_ = (StandardScaler().fit(T), StandardScaler().fit(P))  # training rows only
         self.aux_targets_ = [RESPONSE.format(i + 1) for i in range(Y.shape[1] - 1) if np.isfinite(Y[:, 1 + i]).any()]
         inputs, target = self._tensors(T, P, dev), torch.from_numpy(Y).to(dev)
-        data = data_digest(T, P, Y)  # a kept training state resumes only on the same inputs
+        searching = getattr(self, "report_progress_", None) is not None  # a search trial keeps no state
+        data = None if searching else data_digest(T, P, Y)  # a kept state resumes only on the same inputs
         del T, P
         check = None
         if valid is not None and len(valid):
             Tv, Pv, _, Yv = self._inputs(valid, with_targets=True)
-            data += data_digest(Tv, Pv, Yv)
+            if data is not None:
+                data += data_digest(Tv, Pv, Yv)
             v_inputs, v_target = self._tensors(Tv, Pv, dev), torch.from_numpy(Yv).to(dev)
             check = EarlyStopping(patience=int(self.patience) if self.patience else 10**9)
 
@@ -231,7 +233,7 @@ class MarsyModel(Model):
         optimiser = make_optimiser("Adamax", self.net_.parameters(), lr=self.lr, betas=(0.9, 0.999), eps=1e-7)
         train_loss, val_loss = [], []
         # a job's final fit saves its state every epoch and, stopped part-way, continues from it
-        state = None if getattr(self, "report_progress_", None) is not None else TrainingState.of(
+        state = None if searching else TrainingState.of(
             self, {"train": tuple(target.shape), "valid": tuple(v_target.shape) if check is not None else None, "data": data})
         saved = state.get("train") if state is not None else None
         seconds_before, resumed_at = 0.0, None
