@@ -20,15 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-
-def training_seconds(training) -> float:
-    """Seconds of training a record's log holds (both phases of a two-phase fit); 0 if it says none."""
-    if not isinstance(training, dict):
-        return 0.0
-    if isinstance(training.get("seconds"), (int, float)):
-        return float(training["seconds"])
-    return sum(float(part.get("seconds") or 0.0) for part in (training.get("selection"), training.get("refit"))
-               if isinstance(part, dict))
+from synbench.runner import compute_seconds, training_seconds
 
 
 def job_rows(stores: list[Path]) -> pd.DataFrame:
@@ -38,12 +30,9 @@ def job_rows(stores: list[Path]) -> pd.DataFrame:
             record = json.loads(path.read_text())
             timing = record.get("timing", {})
             training = record.get("training") or {}
-            # a final fit resumed after a stop ran partly in an earlier process: its training log
-            # counts every epoch's seconds, the record's fit_seconds only the last process's
+            # work of earlier processes of a resumed job included (kept search trials, resumed epochs)
+            seconds = compute_seconds(record)
             fit = max(float(timing.get("fit_seconds") or 0.0), training_seconds(training))
-            seconds = fit + sum(float(timing.get(k) or 0.0) for k in ("featurize_seconds", "search_seconds", "predict_seconds"))
-            # a search resumed from its kept trials: those trials ran in an earlier process
-            seconds += float((record.get("search_summary") or {}).get("resumed_seconds") or 0.0)
             threads = int((record.get("resources") or {}).get("threads") or 1)
             epochs = (training.get("epochs_run") or training.get("epochs")) if isinstance(training, dict) else None
             rows.append({"store": store.name, "model": record["job"]["model"], "protocol": record.get("protocol", "table1 (v0)"),

@@ -50,7 +50,10 @@ start)
     rm -rf "$STREAMS_DIR/pkg"
     python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --no-build-isolation --target "$STREAMS_DIR/pkg" "$REPO" \
         || { echo "error: could not install a frozen copy of the package into $STREAMS_DIR/pkg" >&2; exit 1; }
-    git -C "$REPO" describe --always --dirty > "$STREAMS_DIR/pkg/.revision" 2>/dev/null
+    # the copy has no .git: stamp the checkout's commit into it, so that every record it writes names it
+    PYTHONPATH=$STREAMS_DIR/pkg python -c "import sys; from pathlib import Path; from synbench.provenance import REVISION_FILE, source_commit
+import synbench; (Path(synbench.__file__).parent / REVISION_FILE).write_text((source_commit(Path(sys.argv[1])) or '') + '\n')" "$REPO" \
+        || { echo "error: could not stamp the source revision into $STREAMS_DIR/pkg" >&2; exit 1; }
     preload=""
     if synbench blas 2>/dev/null | grep -q "generic kernels"; then
         preload=$(synbench blas --build-shim | sed -n 's/^built \([^;]*\);.*/\1/p')
@@ -58,7 +61,7 @@ start)
     : > "$PIDS"
     for name in "${streams[@]}"; do
         log=$STREAMS_DIR/logs/$name.log
-        echo "=== start $(date -u +%FT%TZ) on $(cat "$STREAMS_DIR/pkg/.revision" 2>/dev/null)${preload:+ with the MKL shim}" >> "$log"
+        echo "=== start $(date -u +%FT%TZ) on $(cat "$STREAMS_DIR/pkg/synbench/SOURCE_REVISION" 2>/dev/null)${preload:+ with the MKL shim}" >> "$log"
         LD_PRELOAD=$preload PYTHONPATH=$STREAMS_DIR/pkg SYNBENCH_THREADS=1 setsid nohup "benchmarks/reference_runs_$name.sh" >> "$log" 2>&1 &
         echo "$name $!" >> "$PIDS"
         echo "$name: started (pid $!, log $log)"

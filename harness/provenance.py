@@ -45,10 +45,23 @@ def source_commit(root: Path) -> str | None:
         return None
 
 
+# Written into an installed (non-editable) copy of the package by whoever built it from a checkout
+# (benchmarks/streams.sh freezes one for its long runs): the copy has no .git to ask.
+REVISION_FILE = "SOURCE_REVISION"
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The commit of the synbench source tree this process runs from (None outside a git checkout)."""
-    return source_commit(Path(__file__).resolve().parent.parent)
+    """The commit of the synbench source tree this process runs from: HEAD of its git checkout, else
+    the revision stamped into an installed copy (:data:`REVISION_FILE`), else None."""
+    here = Path(__file__).resolve().parent
+    commit = source_commit(here.parent)
+    if commit is None:
+        try:
+            commit = (here / REVISION_FILE).read_text().strip() or None
+        except OSError:
+            pass
+    return commit
 
 
 def machine() -> dict:

@@ -998,18 +998,40 @@ def _execute_in_worker(job_dict: dict, store_root: str, settings: dict):
     return job_dict, record, None
 
 
+def training_seconds(training) -> float:
+    """Seconds of training a record's training log holds (both phases of a two-phase fit); 0 if it says none."""
+    if not isinstance(training, dict):
+        return 0.0
+    if isinstance(training.get("seconds"), (int, float)):
+        return float(training["seconds"])
+    return sum(float(part.get("seconds") or 0.0) for part in (training.get("selection"), training.get("refit"))
+               if isinstance(part, dict))
+
+
+def compute_seconds(record: dict) -> float:
+    """The compute a stored job cost in seconds (featurize + search + fit + predict), counting the work
+    that ran in earlier processes of a resumed job: a final fit resumed after a stop logs every
+    epoch's seconds while ``fit_seconds`` holds the last process's only, and a search resumed from
+    its kept trials records their seconds as ``resumed_seconds``."""
+    timing = record.get("timing") or {}
+    fit = max(float(timing.get("fit_seconds") or 0.0), training_seconds(record.get("training")))
+    seconds = fit + sum(float(timing.get(k) or 0.0) for k in ("featurize_seconds", "search_seconds", "predict_seconds"))
+    return seconds + float((record.get("search_summary") or {}).get("resumed_seconds") or 0.0)
+
+
 def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     """Where each planned job stands in the store, for ``synbench run --dry-run``.
 
     status: ``done`` (a record exists), ``locked`` (a lock file exists: another run is computing
     the job, or a run killed with SIGKILL left the file behind) or ``pending``. ``est_seconds`` is the mean
-    compute time (featurize + search + fit + predict) of the finished folds of the same
-    configuration in this store, NaN when none has finished. ``store=None``: nothing is stored yet.
+    compute time (:func:`compute_seconds`) of the finished jobs of the same configuration in this
+    store, any fold and any seed (a seed does not change what a job computes, only its draws), NaN
+    when none has finished. ``store=None``: nothing is stored yet.
     """
     seconds: dict[Job, list[float]] = {}
     for record in store.records() if store else []:
-        same_config = replace(Job.from_dict(record["job"]), fold=-1)
-        seconds.setdefault(same_config, []).append(sum(v for k, v in record["timing"].items() if k.endswith("_seconds")))
+        same_config = replace(Job.from_dict(record["job"]), fold=-1, seed=0)
+        seconds.setdefault(same_config, []).append(compute_seconds(record))
     def status(job: Job) -> str:
         if store is not None and stored(store, job):
             return "done"
@@ -1019,7 +1041,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
 
     rows = []
     for job in jobs:
-        previous = seconds.get(replace(job, fold=-1), [])
+        previous = seconds.get(replace(job, fold=-1, seed=0), [])
         state = status(job)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state,

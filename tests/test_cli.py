@@ -198,6 +198,25 @@ def test_dry_run_reports_where_a_long_run_stands_and_writes_nothing(tmp_path):
     assert fresh.returncode == 0 and "20 pending" in fresh.stdout and not (tmp_path / "new").exists()
 
 
+def test_plan_status_estimates_other_seeds_from_stored_folds_with_their_resumed_work(tmp_path):
+    from synbench import runner
+    from synbench.store import Store
+
+    store = Store(tmp_path / "s")
+    runner.run(runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0]), store)
+    (record,) = list(store.records())
+    later_seeds = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[1], seeds=[1, 2])
+    status = runner.plan_status(later_seeds, store)
+    assert (status["status"] == "pending").all()
+    assert status["est_seconds"].tolist() == pytest.approx([runner.compute_seconds(record)] * 2)
+    # a job whose search resumed from kept trials and whose fit resumed at a kept epoch cost the
+    # seconds of the earlier processes too, not only those of the process that stored it
+    resumed = {"timing": {"featurize_seconds": 1.0, "search_seconds": 2.0, "fit_seconds": 3.0, "predict_seconds": 0.5},
+               "search_summary": {"resumed_seconds": 40.0}, "training": {"selection": {"seconds": 30.0}, "refit": {"seconds": 20.0}}}
+    assert runner.compute_seconds(resumed) == pytest.approx(1.0 + 2.0 + 50.0 + 0.5 + 40.0)
+    assert runner.compute_seconds({"timing": {"fit_seconds": 3.0}}) == 3.0
+
+
 def test_plan_status_marks_jobs_another_run_holds(tmp_path):
     from synbench import runner
     from synbench.store import Store

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -181,6 +182,23 @@ def test_dirty_marks_code_changes_not_results_written_in_the_checkout(tmp_path):
     (tmp_path / "harness" / "runner.py").write_text("x = 2\n")
     assert source_commit(tmp_path) == clean + "+dirty"
     assert source_commit(tmp_path / "not-a-checkout") is None
+
+
+def test_an_installed_copy_without_git_names_the_revision_stamped_into_it(tmp_path):
+    """Long runs use a frozen copy of the package (benchmarks/streams.sh); its records must still name
+    the commit they were computed with."""
+    import shutil
+
+    import synbench
+    from synbench.provenance import REVISION_FILE
+
+    copy = tmp_path / "pkg" / "synbench"
+    shutil.copytree(Path(synbench.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    ask = [sys.executable, "-c", "from synbench.provenance import git_commit; print(git_commit())"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "pkg")}
+    assert subprocess.run(ask, env=env, cwd=tmp_path, capture_output=True, text=True).stdout.strip() == "None"
+    (copy / REVISION_FILE).write_text("0123abcd+dirty\n")
+    assert subprocess.run(ask, env=env, cwd=tmp_path, capture_output=True, text=True).stdout.strip() == "0123abcd+dirty"
 
 
 def test_sigterm_swallowed_by_a_library_still_stops_the_run():
