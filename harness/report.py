@@ -16,6 +16,7 @@ carry no metadata), so rebuilding from the same stores gives byte-identical file
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
@@ -472,11 +473,43 @@ def corrected_resampled_t(d: np.ndarray, test_train_ratio: float) -> float:
     return float(2 * student_t.sf(abs(stat), df=n - 1))
 
 
-def paired_tests(metrics: pd.DataFrame, summary: pd.DataFrame, labels: Labels) -> pd.DataFrame:
+def test_partitions(runs: "Runs") -> dict[tuple, str]:
+    """(dataset, split, seed, fold) -> a digest of that fold's test rows, from the stores' split tables.
+
+    Seeds of a scheme with fixed test folds (a dataset's published folds, a tissue as the fold) give
+    the same test rows again; seeds of a random scheme draw new ones. The paired tests need to know
+    which: a seed on the same test fold repeats a measurement, it is not another resample."""
+    partitions: dict[tuple, str] = {}
+    seen = set()
+    for record in runs.records:
+        job = record["job"]
+        key = (job["dataset"], job["split"], job.get("n_folds"), job.get("seed", 0))
+        if key in seen or record["job_id"] not in runs.store_of:
+            continue
+        seen.add(key)
+        store = runs.store_of[record["job_id"]]
+        path = store.split_path(job["dataset"], job["split"], job.get("n_folds"), job.get("seed", 0))
+        try:
+            table = pd.read_parquet(path, columns=["fold", "row_id", "role"])
+        except Exception:  # noqa: BLE001 (no table: each (seed, fold) counts as its own resample)
+            continue
+        for fold, rows in table[table["role"] == "test"].groupby("fold"):
+            digest = hashlib.sha256("\n".join(sorted(map(str, rows["row_id"]))).encode()).hexdigest()[:16]
+            partitions[(job["dataset"], job["split"], key[3], int(fold))] = digest
+    return partitions
+
+
+def paired_tests(metrics: pd.DataFrame, summary: pd.DataFrame, labels: Labels, partitions: dict | None = None) -> pd.DataFrame:
     """Best method of each (dataset, target, split, metric) cell against every other method, paired
     by (seed, fold) over the folds both have with a defined value: the Nadeau-Bengio corrected
     resampled t-test and the Wilcoxon signed-rank test (both two-sided). The constant baseline is
-    never "best": it is the floor every method is read against."""
+    never "best": it is the floor every method is read against.
+
+    ``partitions`` (:func:`test_partitions`) names each (dataset, split, seed, fold)'s test rows:
+    the differences of seeds that share a test fold are averaged into one before testing, so ``n``
+    counts distinct test folds (a dataset's published folds under three seeds: five, not fifteen);
+    seeds that drew other folds are repetitions of the cross-validation and each counts. Without
+    it every (seed, fold) counts as its own resample. ``pairs`` is the number of (seed, fold) pairs."""
     from scipy.stats import wilcoxon
 
     rows = []
@@ -502,7 +535,12 @@ def paired_tests(metrics: pd.DataFrame, summary: pd.DataFrame, labels: Labels) -
                 continue
             a, b = by_method[best], by_method[other]
             shared = sorted(f for f in a.index.intersection(b.index) if np.isfinite(a[f]) and np.isfinite(b[f]))
-            d = np.array([a[f] - b[f] for f in shared])
+            # one difference per distinct test fold: seeds on the same test rows are averaged
+            by_partition: dict[str, list[float]] = {}
+            for seed, fold in shared:
+                part = (partitions or {}).get((dataset, split, int(seed), int(fold)), f"seed {seed} fold {fold}")
+                by_partition.setdefault(part, []).append(a[(seed, fold)] - b[(seed, fold)])
+            d = np.array([float(np.mean(v)) for v in by_partition.values()])
             p = p_nb = float("nan")
             if len(d) >= 2 and np.any(d != 0):
                 with warnings.catch_warnings():
@@ -512,7 +550,7 @@ def paired_tests(metrics: pd.DataFrame, summary: pd.DataFrame, labels: Labels) -
             rows.append({
                 "dataset": dataset, "target": target, "split": split, "metric": metric,
                 "best": labels.names[tuple(map(str, best))], "other": labels.names[tuple(map(str, other))],
-                "n": len(d), "mean_diff": float(d.mean()) if len(d) else float("nan"),
+                "n": len(d), "pairs": len(shared), "mean_diff": float(d.mean()) if len(d) else float("nan"),
                 "best_better": int(np.sum(d > 0) if higher else np.sum(d < 0)), "p": p, "p_nb": p_nb,
                 "identical": bool(len(d) and not np.any(d != 0)),
             })
@@ -790,13 +828,17 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
 
     # -- paired tests
     rep.add("## Paired tests")
-    tests = paired_tests(metrics, summary, labels)
+    tests = paired_tests(metrics, summary, labels, test_partitions(runs))
     ns = sorted(set(tests["n"])) if not tests.empty else []
     n_tests = len(tests)
     rep.add("For each dataset/target and metric, the best-ranked method (never the constant baseline) against each other "
-            "method, paired by seed and fold over the folds where both have a defined value. Difference = best − other, "
-            "averaged over those folds (for a lower-is-better metric such as MSE a negative difference favours the best "
-            "method); \"best better\" counts the folds on which the best method is ahead. Cross-validation folds are not "
+            "method, paired by seed and fold over the folds where both have a defined value. Seeds that test on the same "
+            "rows (a dataset's published folds, a tissue as the fold) repeat a measurement rather than draw a new resample: "
+            "their differences are averaged within each test fold first, so `folds` counts distinct test folds (five "
+            "published folds under three seeds are five, not fifteen); seeds that draw new folds count as repetitions. "
+            "Difference = best − other, averaged over those folds (for a lower-is-better metric such as MSE a negative "
+            "difference favours the best method); \"best better\" counts the folds on which the best method is ahead. "
+            "Cross-validation folds are not "
             "independent (their training sets overlap), so a plain paired t-test on them is too liberal: p (NB) is the "
             "Nadeau & Bengio (2003) corrected resampled t-test, whose variance is inflated by (1/n + n_test/n_train), "
             "with n_test/n_train = 1/(k − 1) for k folds; p (Wilcoxon) is the two-sided signed-rank test "

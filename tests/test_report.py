@@ -136,6 +136,39 @@ def test_paired_tests_use_only_folds_both_methods_have():
     assert t["p_nb"] == pytest.approx(rp.corrected_resampled_t(np.array(d), 1 / 4))
 
 
+def test_seeds_on_the_same_test_folds_are_one_measurement_in_the_paired_tests(tmp_path):
+    """Three seeds on a dataset's published folds test the same rows five times over: the paired
+    tests must see five differences (each averaged over the seeds), not fifteen resamples. Seeds
+    that draw new random folds are repetitions of the cross-validation and each one counts."""
+    from synbench import runner
+
+    rng = np.random.default_rng(0)
+    diff = {(s, f): 0.02 + 0.01 * f + rng.normal(0, 0.005) for s in range(3) for f in range(5)}
+    rows = [dict(model=m, featurizers="x", profile="smoke", protocol="strong", dataset="d", target="t", split="published",
+                 fold=f, seed=s, metric="pcc", value=0.6 + (diff[(s, f)] if m == "a" else 0.0), job_id=f"{m}{s}{f}")
+            for m in ("a", "b") for s in range(3) for f in range(5)]
+    metrics = pd.DataFrame(rows)
+    summary = lb.build(metrics, ["pcc"]).summary
+    same_rows = {("d", "published", s, f): f"test rows of fold {f}" for s in range(3) for f in range(5)}
+    t = rp.paired_tests(metrics, summary, rp.Labels(metrics), same_rows).iloc[0]
+    per_fold = [np.mean([diff[(s, f)] for s in range(3)]) for f in range(5)]
+    assert (t["n"], t["pairs"], t["best_better"]) == (5, 15, 5)
+    assert t["p_nb"] == pytest.approx(rp.corrected_resampled_t(np.array(per_fold), 1 / 4))
+    new_rows = {("d", "published", s, f): f"seed {s}'s fold {f}" for s in range(3) for f in range(5)}
+    assert rp.paired_tests(metrics, summary, rp.Labels(metrics), new_rows).iloc[0]["n"] == 15
+
+    # the partitions come from the stored split tables: the published folds repeat across seeds,
+    # random folds drawn with another seed do not
+    store = Store(tmp_path / "s")
+    runner.run(runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0, 1], seeds=[0, 1]), store)
+    runner.run(runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", split="random", folds=[0], seeds=[0, 1]),
+               store)
+    parts = rp.test_partitions(rp.load([store.root]))
+    assert parts[("mock", "published", 0, 0)] == parts[("mock", "published", 1, 0)]
+    assert parts[("mock", "published", 0, 0)] != parts[("mock", "published", 0, 1)]
+    assert parts[("mock", "random", 0, 0)] != parts[("mock", "random", 1, 0)]
+
+
 def test_curves_on_one_axis_stay_distinguishable_past_ten_methods():
     # D3 has 13 methods on one ROC axis: no two may share both colour and line style
     rows = [dict(model=f"m{i:02d}", featurizers="x", profile="cpu", protocol="strong") for i in range(25)]
