@@ -280,11 +280,20 @@ def _read_vector(path: Path) -> np.ndarray | None:
     return vector
 
 
-def embed(texts: list[str], encoder: TextEncoder, use_cache: bool = True) -> tuple[np.ndarray, dict]:
+# Texts encoded (and written to the cache) at a time: a long encoding stopped part-way (a session's
+# end, SIGTERM) keeps every finished chunk, and the next run encodes only the rest.
+EMBED_CHUNK = 512
+
+
+def embed(texts: list[str], encoder: TextEncoder, use_cache: bool = True, chunk: int = EMBED_CHUNK) -> tuple[np.ndarray, dict]:
     """Vectors for ``texts`` (one row each), encoding only the texts not cached yet.
 
-    Returns the matrix and ``{"encoded": n, "cached": m}``.
+    The texts to encode go to the encoder ``chunk`` at a time, each chunk's vectors written to the
+    cache as soon as it is done (progress is reported per chunk), so an interrupted encoding
+    resumes where it stopped. Returns the matrix and ``{"encoded": n, "cached": m}``.
     """
+    from .progress import report
+
     identity = encoder.identity()
     unique = list(dict.fromkeys(texts))
     found: dict[str, np.ndarray] = {}
@@ -295,11 +304,15 @@ def embed(texts: list[str], encoder: TextEncoder, use_cache: bool = True) -> tup
             if vector is not None:  # a damaged entry is re-encoded, never trusted
                 found[text] = vector
     todo = [t for t in unique if t not in found]
-    if todo:
-        vectors = np.asarray(encoder.encode(todo), dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(todo):
-            raise EncoderError(f"text encoder '{encoder.name}' returned shape {vectors.shape} for {len(todo)} texts")
-        for text, vector in zip(todo, vectors):
+    chunk = max(1, int(chunk))
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        if len(todo) > chunk:
+            report(f"encoding texts {start + 1:,}-{start + len(part):,} of {len(todo):,} ({len(found):,} cached)")
+        vectors = np.asarray(encoder.encode(part), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(part):
+            raise EncoderError(f"text encoder '{encoder.name}' returned shape {vectors.shape} for {len(part)} texts")
+        for text, vector in zip(part, vectors):
             found[text] = vector
             path = _entry(identity, text)
             path.parent.mkdir(parents=True, exist_ok=True)

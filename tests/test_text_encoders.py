@@ -93,6 +93,33 @@ def test_embed_caches_by_text_and_encoder():
     assert other.calls == 1 and not np.allclose(vectors[0], first[0])
 
 
+def test_an_interrupted_encoding_keeps_its_finished_chunks_and_resumes_after_them():
+    """Encoding every sequence of D1 for the frozen BERT takes hours: a run stopped part-way (a
+    session's end) must not lose the chunks it finished."""
+    from synbench.progress import listening
+
+    class StoppedAfterTwoChunks(CountingEncoder):
+        def encode(self, texts):
+            if self.calls == 2:
+                raise KeyboardInterrupt  # the stop arrives during the third chunk
+            return super().encode(texts)
+
+    texts = [f"text {i}" for i in range(10)]
+    stopped = StoppedAfterTwoChunks()
+    with pytest.raises(KeyboardInterrupt):
+        embed(texts, stopped, chunk=4)
+    assert stopped.texts == texts[:8]
+    resumed, messages = CountingEncoder(), []
+    with listening(messages.append):
+        vectors, stats = embed(texts, resumed, chunk=4)
+    assert resumed.texts == texts[8:] and stats == {"encoded": 2, "cached": 8}
+    np.testing.assert_array_equal(vectors, np.stack([_vector(t + "m1", 6) for t in texts]))
+    fresh, messages = CountingEncoder(model="m3"), []
+    with listening(messages.append):
+        embed(texts, fresh, chunk=4)
+    assert fresh.calls == 3 and messages[0] == "encoding texts 1-4 of 10 (0 cached)" and messages[-1].startswith("encoding texts 9-10")
+
+
 def test_registry_is_explicit_and_extensible():
     assert {"minilm", "openai"} <= set(ENCODERS)
     with pytest.raises(ConfigError, match="did you mean 'minilm'"):

@@ -92,7 +92,9 @@ per D1 fold). A forward pass costs 0.18-0.35 s of CPU per row (a bare
 forward pass at 480 tokens; the benchmark's whole frozen fit per sequence), so the frozen
 strategy's encoding of D1 (each row in both drug orders, ~46,000 sequences) is 2.3-4.5 h of CPU
 time once; D1 fold 0 encodes ~38,800 of them (2-3 h on two cores), after which each further
-fold and target reuses the cache and takes minutes (a head epoch over all rows is seconds).
+fold and target reuses the cache and takes minutes (a head epoch over all rows is seconds). The
+cache is written 512 sequences at a time, so an encoding stopped part-way (a session's end)
+resumes after its last finished chunk.
 """
 
 from __future__ import annotations
