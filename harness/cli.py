@@ -348,8 +348,12 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     n = status["status"].value_counts()
     pending_estimates = status.loc[status["status"] == "pending", "est_seconds"]
     total, unknown = pending_estimates.sum(), int(pending_estimates.isna().sum())  # sum() skips NaN
-    summary = [f"{len(status)} jobs planned: {n.get('done', 0)} done, {n.get('locked', 0)} locked (a run holds them, "
-               f"or a run killed with SIGKILL left jobs/.lock-* behind), {n.get('pending', 0)} pending"]
+    summary = [f"{len(status)} jobs planned: {n.get('done', 0)} done, {n.get('locked', 0)} locked (another run is computing "
+               f"them), {n.get('pending', 0)} pending"]
+    stale = int(status["stale_lock"].sum()) if len(status) else 0
+    if stale:
+        summary.append(f"{stale} of the pending jobs have a lock file no process holds (left by a run killed with SIGKILL "
+                       f"or a machine that stopped); the next run takes them over")
     if total:
         summary.append(f"estimated compute for the pending jobs: {_duration(total)}")
     if unknown:

@@ -1022,8 +1022,9 @@ def compute_seconds(record: dict) -> float:
 def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     """Where each planned job stands in the store, for ``synbench run --dry-run``.
 
-    status: ``done`` (a record exists), ``locked`` (a lock file exists: another run is computing
-    the job, or a run killed with SIGKILL left the file behind) or ``pending``. ``est_seconds`` is the mean
+    status: ``done`` (a record exists), ``locked`` (another run holds the job's lock: it is
+    computing it) or ``pending``; ``stale_lock`` marks a pending job whose lock file no process
+    holds (a run killed with SIGKILL left it; the next run takes the job). ``est_seconds`` is the mean
     compute time (:func:`compute_seconds`) of the finished jobs of the same configuration in this
     store, any fold and any seed (a seed does not change what a job computes, only its draws), NaN
     when none has finished. ``store=None``: nothing is stored yet.
@@ -1032,19 +1033,18 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     for record in store.records() if store else []:
         same_config = replace(Job.from_dict(record["job"]), fold=-1, seed=0)
         seconds.setdefault(same_config, []).append(compute_seconds(record))
-    def status(job: Job) -> str:
+    def status(job: Job) -> tuple[str, bool]:
         if store is not None and stored(store, job):
-            return "done"
-        if store is not None and store.lock_present(job.job_id):
-            return "locked"
-        return "pending"
+            return "done", False
+        lock = store.lock_state(job.job_id) if store is not None else None
+        return ("locked", False) if lock == "held" else ("pending", lock == "stale")
 
     rows = []
     for job in jobs:
         previous = seconds.get(replace(job, fold=-1, seed=0), [])
-        state = status(job)
+        state, stale = status(job)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
-                     "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state,
+                     "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,
                      "est_seconds": float(np.mean(previous)) if previous else float("nan"), "job_id": job.job_id,
                      "kept": kept_progress(store, job) if store is not None and state != "done" else ""})
     return pd.DataFrame(rows)

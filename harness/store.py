@@ -340,6 +340,23 @@ class Store:
         """
         return self._lock_path(job_id).exists()
 
+    def lock_state(self, job_id: str) -> str | None:
+        """``"held"`` (a live process holds the job's lock), ``"stale"`` (the file is there but no
+        process holds it: a run killed with SIGKILL, or a machine that stopped, left it; the next
+        run takes the job) or None (no lock file). Only looks, like :meth:`lock_present`: on Linux
+        it reads the kernel's lock table (/proc/locks); where that cannot be read a file counts as held."""
+        path = self._lock_path(job_id)
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        try:
+            table = Path("/proc/locks").read_text()
+        except OSError:
+            return "held"
+        ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        return "held" if any(ident in line.split() for line in table.splitlines()) else "stale"
+
     def _lock_path(self, job_id: str) -> Path:
         return self.jobs_dir / f".lock-{job_id}"
 

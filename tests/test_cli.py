@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +229,15 @@ def test_plan_status_marks_jobs_another_run_holds(tmp_path):
         status = runner.plan_status(plan, store).set_index("fold")["status"]
     assert status.to_dict() == {0: "done", 1: "locked", 2: "pending"}
     assert runner.plan_status(plan, store).set_index("fold")["status"].to_dict() == {0: "done", 1: "pending", 2: "pending"}
+    # a lock file no process holds (a run killed with SIGKILL, a machine that stopped) is not a run
+    # in progress: the job is pending, and the next run takes it over
+    store._lock_path(plan[2].job_id).touch()
+    if Path("/proc/locks").is_file():
+        status = runner.plan_status(plan, store).set_index("fold")
+        assert status["status"].to_dict() == {0: "done", 1: "pending", 2: "pending"}
+        assert status["stale_lock"].to_dict() == {0: False, 1: False, 2: True}
+        with store.claim(plan[1].job_id):
+            assert store.lock_state(plan[1].job_id) == "held" and store.lock_state(plan[2].job_id) == "stale"
+    assert store.lock_state(plan[0].job_id) is None
+    runner.run(plan[2:], store)  # the stale file does not stop a run
+    assert runner.plan_status(plan, store).set_index("fold")["status"].to_dict() == {0: "done", 1: "pending", 2: "done"}
