@@ -640,6 +640,50 @@ def report(
         console.print(f"wrote {', '.join(map(str, written))} ({len(built.figures)} figures)")
 
 
+@app.command()
+def verify(
+    stores: Optional[List[Path]] = typer.Argument(None, help="result store directories (default: results/local)"),
+    data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
+    no_data: bool = typer.Option(False, "--no-data", help="check only what the stores hold, not the labels and files of the data"),
+):
+    """Recompute what stores claim from what they hold: every metric from the stored predictions, each job's
+    predictions against its stored test fold, the stored labels and data checksums against the data, and
+    leaderboard.csv against the records. Writes nothing; exits 1 if anything disagrees."""
+    with user_errors():
+        from .verify import verify_store
+
+        roots = stores or [Path(DEFAULT_STORE)]
+        found = 0
+        for root in roots:
+            with console.status(f"verifying {root}") as status:
+                result = verify_store(root, str(data_dir) if data_dir else None, check_data=not no_data,
+                                      progress=lambda i, n, r=root: status.update(f"verifying {r}: job {i:,} of {n:,}"))
+            lines = [f"{result.jobs:,} jobs; {result.metric_values:,} stored metric values recomputed from their predictions; "
+                     "each job's predictions checked against its stored test fold"]
+            if no_data:
+                lines.append("labels and data files not checked (--no-data)")
+            if result.data_checked:
+                lines.append(f"stored labels and the {result.files_checked} data files the jobs read checked against "
+                             f"{', '.join(result.data_checked)}")
+            lines += [f"{name}: labels and data files not checked ({why})" for name, why in result.data_skipped.items()]
+            lines.append({"matches": "leaderboard.csv matches the board rebuilt from the records",
+                          "differs": "leaderboard.csv differs from the board rebuilt from the records",
+                          "absent": "no leaderboard.csv to compare"}[result.leaderboard])
+            if result.former_constant_encoding:
+                lines.append(f"note: {result.former_constant_encoding} correlations of constant predictions are stored as "
+                             "undefined (written before such folds scored 0); boards and reports read them as 0, as recomputed")
+            verdict = "all agree" if not result.problems else f"{len(result.problems)} problem(s)"
+            out.print(f"{root}: {verdict}", markup=False, highlight=False)
+            for line in lines:
+                out.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+            for problem in result.problems:
+                out.print(f"  problem: {problem}", markup=False, highlight=False, soft_wrap=True)
+            found += len(result.problems)
+        if found:
+            console.print(f"error: {found} problem(s) in {', '.join(map(str, roots))}", markup=False, highlight=False)
+            raise typer.Exit(1)
+
+
 splits_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                          help="The shared folds, for methods that run outside synbench.")
 app.add_typer(splits_app, name="splits")

@@ -15,14 +15,14 @@ def _cli(*args):
 def test_help_explains_every_command():
     res = _cli("--help")
     assert res.returncode == 0
-    for cmd in ("plugins", "datasets", "run", "leaderboard"):
+    for cmd in ("plugins", "datasets", "run", "leaderboard", "report", "verify"):
         assert cmd in res.stdout
     run_help = _cli("run", "--help").stdout
     for option in ("--dataset", "--model", "--target", "--profile", "--executor", "--out", "--data-dir", "--split",
                    "--no-constant", "--no-feature-cache"):
         assert option in run_help
     # on/off flags are single switches, as the README writes them, not "--x / --no-x" pairs
-    for cmd in ("run", "leaderboard", "report"):
+    for cmd in ("run", "leaderboard", "report", "verify"):
         assert "--no-no-" not in _cli(cmd, "--help").stdout
     assert "--no-all-metrics" not in _cli("leaderboard", "--help").stdout
 
