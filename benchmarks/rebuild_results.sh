@@ -17,3 +17,6 @@ for store in "${STORES[@]}"; do
     synbench report "$store" --out "$store/report.html"
 done
 synbench report results/d1-oneil-cpu results/d3-deepdds results/oneil-zip-cpu --out results/report.html
+# every number just written, recomputed from the stored predictions (and, with the data at hand,
+# the stored labels and data checksums against the data): exits 1 naming any disagreement
+if [ -n "${SYNBENCH_DATA_DIR:-}" ]; then synbench verify "${STORES[@]}"; else synbench verify "${STORES[@]}" --no-data; fi
