@@ -170,10 +170,11 @@ def _canonical_specs(specs: list[str]) -> list[str]:
     return out
 
 
-def _check_param_types(models: list[str], params: dict) -> None:
+def _check_param_types(models: list[str], params: dict, protocols=("strong",)) -> None:
     """``-p NAME=VALUE`` against what each model declares for NAME: a True/False switch takes
     True or False, a numeric parameter (by its default or its search range) no True/False, an
-    integer range no fraction. Anything else goes to the model as given."""
+    integer range no fraction. Anything else goes to the model as given. A value outside the range
+    the run's protocols search is allowed (an ablation) and said once, naming the protocol."""
     import inspect
 
     from .base import Integer, Real
@@ -197,10 +198,12 @@ def _check_param_types(models: list[str], params: dict) -> None:
             elif any(isinstance(d, Integer) for d in declared) and isinstance(value, float) and not value.is_integer():
                 expected = "an integer"
             else:  # text for a number may be a named setting (max_features=sqrt); the model decides
-                ranges = [d for d in declared if isinstance(d, (Integer, Real))]
-                if ranges and isinstance(value, (int, float)) and not any(d.low <= value <= d.high for d in ranges):
+                # the ranges of the protocols this run searches (a protocol may fix what another searches)
+                ranges = {protocol: d for protocol in protocols
+                          for d in [cls.space_for(protocol).get(key)] if isinstance(d, (Integer, Real))}
+                if ranges and isinstance(value, (int, float)) and not any(d.low <= value <= d.high for d in ranges.values()):
                     # an ablation may leave the tuned range on purpose; a typo (alpha=100 for 1.00) says so here
-                    shown = ", ".join(dict.fromkeys(f"[{d.low:g}, {d.high:g}]" for d in ranges))
+                    shown = ", ".join(f"[{d.low:g}, {d.high:g}] under {protocol}" for protocol, d in ranges.items())
                     console.print(f"warning: -p {key}={value!r} is outside the range model '{name}' searches ({shown})",
                                   markup=False, highlight=False, soft_wrap=True)
                 continue
@@ -447,7 +450,7 @@ def run(
         models = _canonical_names("model", _split_multi(model))
         if not no_constant and "constant" not in models:
             models.append("constant")
-        _check_param_types(models, _parse_params(param))
+        _check_param_types(models, _parse_params(param), _split_multi([protocol]) if protocol else ("strong",))
         plan = runner.plan(
             _canonical_names("dataset", _split_multi(dataset)), models, targets=_split_multi(target) or None,
             featurizers=_canonical_specs(_split_featurizers(featurizer)) or None, profile=profile, split=split, n_folds=n_folds, seed=seed,

@@ -139,7 +139,14 @@ def test_a_fixed_parameter_outside_every_searched_range_is_warned_about(store):
     res = _cli("run", "-d", "mock", "-m", "lasso", "-p", "alpha=5000", "-t", "score", "--folds", "0", "--profile", "smoke",
                "--dry-run", "--out", str(store))
     assert res.returncode == 0, res.stderr
-    assert "warning: -p alpha=5000 is outside the range model 'lasso' searches" in res.stderr
+    assert "warning: -p alpha=5000 is outside the range model 'lasso' searches" in res.stderr and "under strong" in res.stderr
+    # a value the run's protocol does not search (XGBoost's tree cap is fixed under strong) is no
+    # ablation of a range: only the protocols that run are compared
+    trees = ["run", "-d", "mock", "-m", "treecomb", "-p", "n_estimators=500", "-t", "score", "--folds", "0", "--profile",
+             "smoke", "--dry-run", "--out", str(store)]
+    assert "outside the range" not in _cli(*trees).stderr
+    table1 = _cli(*trees, "--protocol", "table1")
+    assert "-p n_estimators=500 is outside the range model 'treecomb' searches ([10, 50] under table1)" in table1.stderr
 
 
 def test_files_the_user_names_that_cannot_be_written_are_one_line_errors(store, tmp_path):
