@@ -185,7 +185,8 @@ def _check_param_types(models: list[str], params: dict, protocols=("strong",)) -
         cls = registry.model(name)
         defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()
                     if p.default is not inspect.Parameter.empty}
-        spaces = [cls.search_space, *getattr(cls, "search_spaces", {}).values()]
+        # what the run's protocols declare (under strong a range may be real where table1's is integer)
+        spaces = [cls.space_for(protocol) for protocol in protocols]
         for key, value in params.items():
             declared = [space[key] for space in spaces if key in space]
             default = defaults.get(key)
@@ -199,8 +200,8 @@ def _check_param_types(models: list[str], params: dict, protocols=("strong",)) -
                 expected = "an integer"
             else:  # text for a number may be a named setting (max_features=sqrt); the model decides
                 # the ranges of the protocols this run searches (a protocol may fix what another searches)
-                ranges = {protocol: d for protocol in protocols
-                          for d in [cls.space_for(protocol).get(key)] if isinstance(d, (Integer, Real))}
+                ranges = {protocol: d for protocol, space in zip(protocols, spaces)
+                          for d in [space.get(key)] if isinstance(d, (Integer, Real))}
                 if ranges and isinstance(value, (int, float)) and not any(d.low <= value <= d.high for d in ranges.values()):
                     # an ablation may leave the tuned range on purpose; a typo (alpha=100 for 1.00) says so here
                     shown = ", ".join(f"[{d.low:g}, {d.high:g}] under {protocol}" for protocol, d in ranges.items())

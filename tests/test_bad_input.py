@@ -147,6 +147,12 @@ def test_a_fixed_parameter_outside_every_searched_range_is_warned_about(store):
     assert "outside the range" not in _cli(*trees).stderr
     table1 = _cli(*trees, "--protocol", "table1")
     assert "-p n_estimators=500 is outside the range model 'treecomb' searches ([10, 50] under table1)" in table1.stderr
+    # the type follows the protocol too: strong searches min_child_weight as a real, table1 as an integer
+    weight = ["run", "-d", "mock", "-m", "treecomb", "-p", "min_child_weight=2.5", "-t", "score", "--folds", "0", "--profile",
+              "smoke", "--dry-run", "--out", str(store)]
+    assert _cli(*weight).returncode == 0
+    refused = _cli(*weight, "--protocol", "table1")
+    assert refused.returncode == 2 and "expects an integer for 'min_child_weight'" in refused.stderr
 
 
 def test_files_the_user_names_that_cannot_be_written_are_one_line_errors(store, tmp_path):
