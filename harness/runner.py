@@ -10,6 +10,7 @@ to an executor and skips those already in the store.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import sys
@@ -175,7 +176,12 @@ def profile_drift(job: Job, record: dict) -> str | None:
     except SynbenchError:
         return None  # a plugin no longer installed: nothing to compare with
     _, expected = job_space(model_cls, profile, job, record.get("task"))
-    ran, searched = record.get("params") or {}, set(record.get("selected_params") or {})
+    ran, searched = dict(record.get("params") or {}), set(record.get("selected_params") or {})
+    # a parameter added to the model since the job ran: it ran with the behaviour the parameter's
+    # default keeps (e.g. XGBoost's refit on every training row, off by default, fixed on by strong)
+    defaults = {n: p.default for n, p in inspect.signature(model_cls.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    ran.update({k: defaults[k] for k in expected if k not in ran and k not in searched and k in defaults and ran})
     log = record.get("training") if isinstance(record.get("training"), dict) else {}
     # a run its own stopping rule ended before its cap computes the same under any higher cap
     cap = log.get("max_epochs", log.get("max_trees")) if log.get("stopped") == "early stopping" else None
@@ -760,6 +766,10 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         progress.report("final fit")
         if final.uses_validation:  # an instance may decide (e.g. boosting with or without early stopping)
             final.fit(inner_train, inner_valid)
+            if getattr(final, "refits_on_every_row", False):
+                # the stopping point found, a model may grow again on every training row (never in a trial)
+                progress.report("final fit: refit on every training row")
+                final.refit_all(full.subset(ids["train"].append(ids["valid"])))
         else:  # without early stopping the validation rows are training rows again
             final.fit(full.subset(ids["train"].append(ids["valid"])))
         fit_seconds = time.perf_counter() - t0

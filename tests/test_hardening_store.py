@@ -422,7 +422,7 @@ def test_a_raised_cap_supersedes_only_the_runs_that_reached_the_old_one():
     (job,) = runner.plan(["mock"], ["treecomb"], targets=["score"], profile="cpu", folds=[0])
 
     def record(stopped, grown):
-        return {"task": "regression", "params": {"n_estimators": 2000, "early_stopping_rounds": 50},
+        return {"task": "regression", "params": {"n_estimators": 2000, "early_stopping_rounds": 50, "refit": True},
                 "selected_params": {"learning_rate": 0.02},
                 "training": {"stopped": stopped, "max_trees": 2000, "trees_grown": grown, "best_trees": grown - 50}}
 

@@ -111,6 +111,40 @@ def test_strong_protocol_standardises_the_target_and_inverts_the_predictions():
     assert clf["target_scaling"] is None
 
 
+def test_xgboost_refits_on_every_training_row_after_early_stopping_but_never_in_a_trial(monkeypatch, tmp_path):
+    from synbench.plugins.models.treecomb import TreeCombModel
+
+    calls = []
+    original = TreeCombModel.refit_all
+    monkeypatch.setattr(TreeCombModel, "refit_all", lambda self, rows: calls.append(len(rows)) or original(self, rows))
+    job = _mock_job("treecomb", trials=3, params=(("n_estimators", 60),))
+    (record, predictions), data, splits = _compute(job)
+    ids = fold_ids(splits, 0)
+    log = record["training"]
+    # one refit, in the final fit, on the inner-training and validation rows together
+    assert calls == [len(ids["train"]) + len(ids["valid"])] and record["params"]["refit"] is True
+    assert log["refit"]["rows"] == len(ids["train"]) + len(ids["valid"]) and log["design_rows"] > 0
+    assert log["refit"]["trees"] == max(1, round(log["best_trees"] * log["refit"]["design_rows"] / log["design_rows"]))
+    assert log["refit"]["design_rows"] > log["design_rows"]  # the validation rows train now
+    # table1 never early-stops, so there is nothing to refit
+    calls.clear()
+    (table1, _), _, _ = _compute(_mock_job("treecomb", protocol="table1"))
+    assert calls == [] and "refit" not in (table1["training"] or {})
+
+    # a strong XGBoost job stored before the refit existed is recomputed by the next run that plans it
+    from synbench.runner import run, stored
+
+    store = Store(tmp_path / "s")
+    jobs = plan(["mock"], ["treecomb"], targets=["score"], profile="smoke", folds=[0])
+    run(jobs, store)
+    path = store.jobs_dir / jobs[0].job_id / "record.json"
+    old = json.loads(path.read_text())
+    del old["params"]["refit"]
+    path.write_text(json.dumps(old))
+    assert not stored(Store(store.root), jobs[0])
+    assert (store.jobs_dir / ".superseded").is_dir()
+
+
 def test_concatenated_design_predicts_the_same_for_both_drug_orders():
     from synbench.data import Batch
     from synbench.plugins.models.treecomb import TreeCombModel
