@@ -126,6 +126,12 @@ def test_xgboost_refits_on_every_training_row_after_early_stopping_but_never_in_
     assert log["refit"]["rows"] == len(ids["train"]) + len(ids["valid"]) and log["design_rows"] > 0
     assert log["refit"]["trees"] == max(1, round(log["best_trees"] * log["refit"]["design_rows"] / log["design_rows"]))
     assert log["refit"]["design_rows"] > log["design_rows"]  # the validation rows train now
+    # the quick profile (the README's main job) keeps its minutes: no second forest
+    from synbench.runner import job_space, resolve_profile
+
+    quick = _mock_job("treecomb")
+    _, fixed = job_space(TreeCombModel, resolve_profile(TreeCombModel, "quick"), quick, "regression")
+    assert fixed["refit"] is False and fixed["early_stopping_rounds"] == 50
     # table1 never early-stops, so there is nothing to refit
     calls.clear()
     (table1, _), _, _ = _compute(_mock_job("treecomb", protocol="table1"))
