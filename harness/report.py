@@ -483,19 +483,13 @@ def test_partitions(runs: "Runs") -> dict[tuple, str]:
     seen = set()
     for record in runs.records:
         job = record["job"]
-        key = (job["dataset"], job["split"], job.get("n_folds"), job.get("seed", 0))
-        if key in seen or record["job_id"] not in runs.store_of:
+        dataset, split, seed = job["dataset"], job["split"], job.get("seed", 0)
+        if (dataset, split, job.get("n_folds"), seed) in seen or record["job_id"] not in runs.store_of:
             continue
-        seen.add(key)
-        store = runs.store_of[record["job_id"]]
-        path = store.split_path(job["dataset"], job["split"], job.get("n_folds"), job.get("seed", 0))
-        try:
-            table = pd.read_parquet(path, columns=["fold", "row_id", "role"])
-        except Exception:  # noqa: BLE001 (no table: each (seed, fold) counts as its own resample)
-            continue
-        for fold, rows in table[table["role"] == "test"].groupby("fold"):
-            digest = hashlib.sha256("\n".join(sorted(map(str, rows["row_id"]))).encode()).hexdigest()[:16]
-            partitions[(job["dataset"], job["split"], key[3], int(fold))] = digest
+        seen.add((dataset, split, job.get("n_folds"), seed))
+        # no table: each (seed, fold) counts as its own resample
+        for fold, rows in (runs.store_of[record["job_id"]].test_folds(dataset, split, job.get("n_folds"), seed) or {}).items():
+            partitions[(dataset, split, seed, fold)] = hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()[:16]
     return partitions
 
 

@@ -181,7 +181,8 @@ def profile_drift(job: Job, record: dict) -> str | None:
     # default keeps (e.g. XGBoost's refit on every training row, off by default, fixed on by strong)
     defaults = {n: p.default for n, p in inspect.signature(model_cls.__init__).parameters.items()
                 if p.default is not inspect.Parameter.empty}
-    ran.update({k: defaults[k] for k in expected if k not in ran and k not in searched and k in defaults and ran})
+    if ran:  # a record without parameters says nothing to compare
+        ran.update({k: defaults[k] for k in expected if k not in ran and k not in searched and k in defaults})
     log = record.get("training") if isinstance(record.get("training"), dict) else {}
     # a run its own stopping rule ended before its cap computes the same under any higher cap
     cap = log.get("max_epochs", log.get("max_trees")) if log.get("stopped") == "early stopping" else None

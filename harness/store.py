@@ -433,6 +433,16 @@ class Store:
             return None
         return table
 
+    def test_folds(self, dataset: str, scheme: str, n_folds: int, seed: int) -> dict[int, pd.Index] | None:
+        """Each fold's test row ids from the stored split table (as text), or None when the table
+        is missing or unreadable. Only looks: nothing is set aside (``synbench verify``, reports)."""
+        try:
+            table = pd.read_parquet(self.split_path(dataset, scheme, n_folds, seed), columns=["fold", "row_id", "role"])
+        except Exception:  # noqa: BLE001 (pyarrow raises several kinds for a missing or damaged file)
+            return None
+        test = table[table["role"] == "test"]
+        return {int(fold): pd.Index(rows["row_id"].astype(str)) for fold, rows in test.groupby("fold")}
+
     def load_splits(self, path: Path) -> pd.DataFrame:
         table = self._read_splits(path) if path.is_file() else None
         if table is None:

@@ -66,16 +66,9 @@ def recompute_metrics(predictions: pd.DataFrame, task: str, registry=None) -> di
 def _test_rows(store, job: dict, cache: dict) -> pd.Index | None:
     key = (job["dataset"], job["split"], job.get("n_folds"), job.get("seed", 0))
     if key not in cache:
-        path = store.split_path(*key)
-        try:
-            table = pd.read_parquet(path, columns=["fold", "row_id", "role"])
-        except Exception:  # noqa: BLE001 (missing or unreadable: reported by the caller)
-            table = None
-        cache[key] = table
-    table = cache[key]
-    if table is None:
-        return None
-    return pd.Index(table.loc[(table["fold"] == job["fold"]) & (table["role"] == "test"), "row_id"].astype(str))
+        cache[key] = store.test_folds(*key)  # read once per split table
+    folds = cache[key]
+    return None if folds is None else folds.get(job["fold"], pd.Index([]))
 
 
 def _load(dataset: str, split: str, data_dir, cache: dict, result: Verification):
