@@ -36,10 +36,10 @@ run -d d3-deepdds -m deepdds --protocol table1 --out results/d3-deepdds
 # BAITSAO beside the strong D3 and ZIP baselines (their verdicts), before the long dense-network runs
 run -d d3-deepdds -m baitsao --out results/d3-deepdds
 run -d oneil-drugcomb -t zip -m baitsao --out results/oneil-zip-cpu
-# seeds 1-2 beside the baselines' (the paired tests then pair seeds x folds)
-run -d d1-oneil -t loewe -m baitsao --seeds 1,2 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --folds 0 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --protocol table1 --folds 0 --out results/d1-oneil-cpu
+# seeds 1-2 beside the baselines' (the paired tests then pair seeds x folds)
+run -d d1-oneil -t loewe -m baitsao --seeds 1,2 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m bert --folds 0 --out results/d1-oneil-cpu
 
 # BAITSAO single-task on D1 (the multi-task signal is a method choice)

@@ -240,8 +240,22 @@ class Model(Plugin):
         sig = inspect.signature(cls.__init__)
         return [n for n, p in sig.parameters.items() if n != "self" and p.kind == p.POSITIONAL_OR_KEYWORD]
 
+    @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        """Each hyperparameter's default in ``__init__`` (parameters without one are left out)."""
+        sig = inspect.signature(cls.__init__)
+        return {n: p.default for n, p in sig.parameters.items() if n != "self" and p.default is not p.empty}
+
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.param_names()}
+
+    def trains_on_validation_rows(self) -> bool:
+        """Whether the final fit learns from the validation rows as well as the inner-training ones.
+        A model without early stopping gets them as training rows; one that stops on them does not,
+        unless it grows again on every row afterwards (``refits_on_every_row``) or, like DeepSynergy's
+        published refit, retrains on them itself (override this). The board flags a method whose
+        final model saw only the inner-training rows, beside baselines that saw all of them."""
+        return not self.uses_validation or bool(getattr(self, "refits_on_every_row", False))
 
     def clone(self, **overrides) -> "Model":
         params = copy.deepcopy(self.get_params())

@@ -175,16 +175,13 @@ def _check_param_types(models: list[str], params: dict, protocols=("strong",)) -
     True or False, a numeric parameter (by its default or its search range) no True/False, an
     integer range no fraction. Anything else goes to the model as given. A value outside the range
     the run's protocols search is allowed (an ablation) and said once, naming the protocol."""
-    import inspect
-
     from .base import Integer, Real
     from .registry import get_registry
 
     registry = get_registry()
     for name in models:
         cls = registry.model(name)
-        defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()
-                    if p.default is not inspect.Parameter.empty}
+        defaults = cls.param_defaults()
         # what the run's protocols declare (under strong a range may be real where table1's is integer)
         spaces = [cls.space_for(protocol) for protocol in protocols]
         for key, value in params.items():

@@ -8,6 +8,8 @@ cell shows how many it has, and it is not ranked on that cell.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,6 +235,11 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
         bounded = [p for p in profiles if _fit_max_rows(key[0], p)]
         if bounded:
             flags.append(f"fit on {min(_fit_max_rows(key[0], p) for p in bounded):,} rows")
+        # beside baselines whose final fit learnt from every training row, a model that stopped on
+        # the validation rows and never trained on them learnt from fewer (~90 % on the inner split)
+        shares = [s for s in map(_final_fit_share, recs) if s is not None and s < 1]
+        if shares and key[0] != "constant":
+            flags.append(f"final fit on inner-training rows only ({min(shares):.0%} of training rows)")
         edges: dict[str, int] = {}
         for s, r in zip(summaries, recs):
             limits = _param_limits(key[0], r)
@@ -290,6 +297,31 @@ def _is_tabular(model: str) -> bool:
         return issubclass(get_registry().model(model), TabularModel)
     except Exception:  # a model no longer installed
         return False
+
+
+def _final_fit_share(record: dict) -> float | None:
+    """The share of a job's training rows (inner training + validation) its final model learnt
+    from. A record from before ``final_fit_rows`` is judged by what its model does with the stored
+    parameters (None when the model is no longer installed)."""
+    n_rows = record.get("n_rows") or {}
+    train, valid = int(n_rows.get("train", 0)), int(n_rows.get("valid", 0))
+    rows = record.get("final_fit_rows")
+    if rows is None:
+        on_valid = _trains_on_validation_rows(record["job"]["model"], json_dumps(record.get("params") or {}))
+        if on_valid is None:
+            return None
+        rows = train + (valid if on_valid else 0)
+    return rows / (train + valid) if train + valid else None
+
+
+@functools.lru_cache(maxsize=None)
+def _trains_on_validation_rows(model: str, params_json: str) -> bool | None:
+    try:
+        cls = get_registry().model(model)
+        known = set(cls.param_names())  # a parameter renamed or dropped since leaves its default
+        return bool(cls(**{k: v for k, v in json.loads(params_json).items() if k in known}).trains_on_validation_rows())
+    except Exception:  # a model no longer installed, or a value it no longer takes
+        return None
 
 
 def _param_limits(model: str, record: dict) -> dict[str, tuple]:

@@ -10,7 +10,6 @@ to an executor and skips those already in the store.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import sys
@@ -179,8 +178,7 @@ def profile_drift(job: Job, record: dict) -> str | None:
     ran, searched = dict(record.get("params") or {}), set(record.get("selected_params") or {})
     # a parameter added to the model since the job ran: it ran with the behaviour the parameter's
     # default keeps (e.g. XGBoost's refit on every training row, off by default, fixed on by strong)
-    defaults = {n: p.default for n, p in inspect.signature(model_cls.__init__).parameters.items()
-                if p.default is not inspect.Parameter.empty}
+    defaults = model_cls.param_defaults()
     if ran:  # a record without parameters says nothing to compare
         ran.update({k: defaults[k] for k in expected if k not in ran and k not in searched and k in defaults})
     log = record.get("training") if isinstance(record.get("training"), dict) else {}
@@ -804,6 +802,9 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         "constant_prediction": bool(len(y_pred) > 1 and np.ptp(y_pred) == 0),
         "metrics": metrics,
         "n_rows": {"train": len(ids["train"]), "valid": len(ids["valid"]), "test": len(ids["test"])},
+        # the rows the final model learnt from: the inner-training ones only, for a model that stops on
+        # the validation rows and does not train on them afterwards
+        "final_fit_rows": len(ids["train"]) + (len(ids["valid"]) if final.trains_on_validation_rows() else 0),
         "timing": {"featurize_seconds": featurize_seconds, "search_seconds": search_seconds,
                    "fit_seconds": fit_seconds, "predict_seconds": predict_seconds},
         "resources": {"peak_memory_mb": round(memory.peak_mb, 1), "start_memory_mb": round(memory.start_mb, 1),

@@ -292,6 +292,32 @@ def test_config_sets_the_data_directory_once(tmp_path):
     assert bad.returncode == 2 and "does not exist" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_the_rows_a_final_fit_learnt_from_are_stored_and_a_fit_without_the_validation_rows_is_flagged():
+    from synbench.leaderboard import method_flags
+    from synbench.plugins.models.deepsynergy import DeepSynergyModel
+
+    def stored(model, params=()):
+        (record, _), _, splits = _compute(_mock_job(model, params=params))
+        ids = fold_ids(splits, 0)
+        return record, len(ids["train"]), len(ids["valid"])
+
+    # early stopping on the validation rows, no refit: the final forest never learnt from them
+    stopped, n_train, n_valid = stored("treecomb", (("n_estimators", 30), ("refit", False)))
+    assert stopped["final_fit_rows"] == n_train and n_valid > 0
+    # early stopping, then a forest grown on every row; a model without early stopping gets every row
+    for record, n_train, n_valid in (stored("treecomb", (("n_estimators", 30),)), stored("lasso")):
+        assert record["final_fit_rows"] == n_train + n_valid
+    assert DeepSynergyModel().trains_on_validation_rows()  # its published refit on training + validation rows
+
+    flags = method_flags([stopped]).iloc[0]["flags"]
+    assert f"final fit on inner-training rows only ({n_train / (n_train + n_valid):.0%} of training rows)" in flags
+    # a record from before the field is judged by what its model does with its stored parameters
+    legacy = {k: v for k, v in stopped.items() if k != "final_fit_rows"}
+    assert method_flags([legacy]).iloc[0]["flags"] == flags
+    refit = {**legacy, "params": {**legacy["params"], "refit": True}}
+    assert "final fit" not in method_flags([refit]).iloc[0]["flags"]
+
+
 def test_a_tabular_baseline_that_pools_the_drugs_is_flagged():
     from synbench.leaderboard import method_flags
 

@@ -246,6 +246,9 @@ class DeepSynergyModel(Model):
         return net, history
 
     # -- estimator API ----------------------------------------------------------------------------
+    def trains_on_validation_rows(self) -> bool:
+        return True  # the published refit trains on training + validation rows
+
     def fit(self, train, valid=None) -> "DeepSynergyModel":
         import torch
 
