@@ -6,11 +6,14 @@
 #   benchmarks/streams.sh resume [STREAM ...]  # SIGCONT
 #   benchmarks/streams.sh stop [STREAM ...]    # SIGTERM: jobs in flight end, their locks are removed; their
 #                                              # finished search trials stay in jobs/.search-*.json
-#   benchmarks/streams.sh start STREAM         # while others run: joins them on their frozen copy
-#   benchmarks/streams.sh status    # each stream's last progress line
+#   benchmarks/streams.sh start STREAM         # while others run: STREAM alone runs the checkout's code now
+#   benchmarks/streams.sh status    # each stream's last progress line and the revision it runs
 #
-# `start` runs the streams on a frozen copy of this checkout's package (pip --target into
-# $STREAMS_DIR/pkg), so that editing the working tree never changes the code of a job in flight; the
+# `start` runs each stream on a frozen copy of this checkout's package (pip --target into
+# $STREAMS_DIR/pkg-<commit>), so that editing the working tree never changes the code of a job in
+# flight. Streams started on the same commit share a copy; a stream restarted after a commit gets a
+# copy of its own while the others finish their jobs on theirs (so each can be restarted as its job
+# ends, losing no kept progress), and a copy no running stream uses is removed. The
 # reference_runs_*.sh scripts and the stores are this checkout's (edit a running script only below
 # the line it is on). Each stream runs one job at a time on one thread. On a CPU where MKL runs its
 # generic kernels (`synbench blas`), the MKL shim is built and preloaded. Every script is resumable:
@@ -22,16 +25,26 @@ STREAMS_DIR=${STREAMS_DIR:-$REPO/../streams}
 PIDS=$STREAMS_DIR/pids
 mkdir -p "$STREAMS_DIR/logs"
 
-running() {  # "name pid" of every stream still alive (a reused pid that runs something else is not one)
+running() {  # "name pid copy" of every stream still alive (a reused pid that runs something else is not one)
     [ -f "$PIDS" ] || return 0
-    while read -r name pid; do
-        tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "reference_runs_$name.sh" && echo "$name $pid"
+    while read -r name pid copy; do
+        tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -q "reference_runs_$name.sh" && echo "$name $pid ${copy:-$STREAMS_DIR/pkg}"
     done < "$PIDS"
+}
+
+source_revision() {  # HEAD, with +dirty when the package's sources have uncommitted changes
+    local head
+    head=$(git -C "$REPO" rev-parse HEAD 2>/dev/null) || { echo unknown; return; }
+    if [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no -- harness plugins datasets pyproject.toml)" ]; then
+        echo "$head+dirty"
+    else
+        echo "$head"
+    fi
 }
 
 signal_all() {  # SIG [NAME ...]: each stream is a process group of its own (setsid): the signal reaches every job in it
     local sig=$1; shift
-    running | while read -r name pid; do
+    running | while read -r name pid _; do
         [ $# -eq 0 ] || [[ " $* " == *" $name "* ]] || continue
         kill -s "$sig" -- "-$pid" 2>/dev/null
         # a stopped process keeps a SIGTERM pending until it is continued
@@ -52,23 +65,26 @@ start)
     for name in "${streams[@]}"; do
         if running | grep -q "^$name "; then echo "error: stream '$name' is running; stop it first" >&2; exit 2; fi
     done
-    # the package (PYTHONPATH=pkg) first, so that a broken or foreign install of synbench cannot answer
-    frozen() { PYTHONPATH=$STREAMS_DIR/pkg python -m synbench.cli "$@"; }
-    if [ -n "$(running)" ]; then
-        # streams still running import from the frozen copy as their jobs start: it must not change
-        # under them, so the new streams join it (restart every stream to run newer code)
-        [ -d "$STREAMS_DIR/pkg/synbench" ] || { echo "error: streams are running but $STREAMS_DIR/pkg is gone" >&2; exit 1; }
-        echo "joining the running streams ($(running | cut -d' ' -f1 | tr '\n' ' ')) on their frozen copy, revision $(cat "$STREAMS_DIR/pkg/synbench/SOURCE_REVISION" 2>/dev/null)"
+    # one frozen copy per commit: a clean checkout reuses its commit's copy, uncommitted sources get a new one
+    revision=$(source_revision)
+    copy=$STREAMS_DIR/pkg-${revision:0:12}
+    [[ $revision == *+dirty ]] && copy=$copy-dirty-$(date -u +%Y%m%dT%H%M%S)
+    if [ "$(cat "$copy/synbench/SOURCE_REVISION" 2>/dev/null)" = "$revision" ]; then
+        echo "reusing the frozen copy of $revision ($copy)"
     else
-        rm -rf "$STREAMS_DIR/pkg"
-        python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --no-build-isolation --target "$STREAMS_DIR/pkg" "$REPO" \
-            || { echo "error: could not install a frozen copy of the package into $STREAMS_DIR/pkg" >&2; exit 1; }
+        if running | awk '{print $3}' | grep -qx "$copy"; then
+            echo "error: $copy is in use by a running stream but does not hold $revision" >&2; exit 1
+        fi
+        rm -rf "$copy"
+        python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --no-build-isolation --target "$copy" "$REPO" \
+            || { echo "error: could not install a frozen copy of the package into $copy" >&2; exit 1; }
         # the copy has no .git: stamp the checkout's commit into it, so that every record it writes names it
-        PYTHONPATH=$STREAMS_DIR/pkg python -c "import sys; from pathlib import Path; from synbench.provenance import REVISION_FILE, source_commit
-import synbench; (Path(synbench.__file__).parent / REVISION_FILE).write_text((source_commit(Path(sys.argv[1])) or '') + '\n')" "$REPO" \
-            || { echo "error: could not stamp the source revision into $STREAMS_DIR/pkg" >&2; exit 1; }
-        : > "$PIDS"
+        PYTHONPATH=$copy python -c "import sys; from pathlib import Path; from synbench.provenance import REVISION_FILE
+import synbench; (Path(synbench.__file__).parent / REVISION_FILE).write_text(sys.argv[1] + '\n')" "$revision" \
+            || { echo "error: could not stamp the source revision into $copy" >&2; exit 1; }
     fi
+    # the package (PYTHONPATH=copy) first, so that a broken or foreign install of synbench cannot answer
+    frozen() { PYTHONPATH=$copy python -m synbench.cli "$@"; }
     preload=""
     blas=$(frozen blas 2>&1) || { echo "error: the frozen copy cannot run 'synbench blas': $blas" >&2; exit 1; }
     if grep -q "generic kernels" <<< "$blas"; then
@@ -77,10 +93,17 @@ import synbench; (Path(synbench.__file__).parent / REVISION_FILE).write_text((so
     fi
     for name in "${streams[@]}"; do
         log=$STREAMS_DIR/logs/$name.log
-        echo "=== start $(date -u +%FT%TZ) on $(cat "$STREAMS_DIR/pkg/synbench/SOURCE_REVISION" 2>/dev/null)${preload:+ with the MKL shim}" >> "$log"
-        LD_PRELOAD=$preload PYTHONPATH=$STREAMS_DIR/pkg SYNBENCH_THREADS=1 setsid nohup "benchmarks/reference_runs_$name.sh" >> "$log" 2>&1 &
-        grep -v "^$name " "$PIDS" > "$PIDS.new" 2>/dev/null; echo "$name $!" >> "$PIDS.new"; mv "$PIDS.new" "$PIDS"
-        echo "$name: started (pid $!, log $log)${preload:+ with the MKL shim}"
+        echo "=== start $(date -u +%FT%TZ) on $revision${preload:+ with the MKL shim}" >> "$log"
+        LD_PRELOAD=$preload PYTHONPATH=$copy SYNBENCH_THREADS=1 setsid nohup "benchmarks/reference_runs_$name.sh" >> "$log" 2>&1 &
+        { running | grep -v "^$name "; echo "$name $! $copy"; } > "$PIDS.new"; mv "$PIDS.new" "$PIDS"
+        echo "$name: started on $revision (pid $!, log $log)${preload:+ with the MKL shim}"
+    done
+    # a copy no running stream imports from any more goes
+    in_use=$(running | awk '{print $3}')
+    for old in "$STREAMS_DIR"/pkg "$STREAMS_DIR"/pkg-*; do
+        if [ -d "$old" ] && ! grep -qx "$old" <<< "$in_use"; then
+            rm -rf "$old" && echo "removed the unused frozen copy $old"
+        fi
     done
     ;;
 pause) shift; signal_all STOP "$@" ;;
@@ -91,7 +114,9 @@ status)
         [ -f "$log" ] || continue
         printf '%s: %s\n' "$(basename "$log" .log)" "$(tail -c 2000 "$log" | tr '\r' '\n' | grep -v '^$' | tail -n 1)"
     done
-    running | sed 's/^/running: /'
+    running | while read -r name pid copy; do
+        echo "running: $name (pid $pid) on $(cat "$copy/synbench/SOURCE_REVISION" 2>/dev/null || echo "$copy")"
+    done
     ;;
 *) echo "usage: $0 start|pause|resume|stop [STREAM ...] | status" >&2; exit 2 ;;
 esac
