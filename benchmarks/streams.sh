@@ -7,6 +7,7 @@
 #   benchmarks/streams.sh stop [STREAM ...]    # SIGTERM: jobs in flight end, their locks are removed; their
 #                                              # finished search trials stay in jobs/.search-*.json
 #   benchmarks/streams.sh start STREAM         # while others run: STREAM alone runs the checkout's code now
+#   benchmarks/streams.sh restart [STREAM ...] # each as its job in flight ends: stop, then start on the checkout's code
 #   benchmarks/streams.sh status    # each stream's last progress line and the revision it runs
 #
 # `start` runs each stream on a frozen copy of this checkout's package (pip --target into
@@ -106,6 +107,31 @@ import synbench; (Path(synbench.__file__).parent / REVISION_FILE).write_text(sys
         fi
     done
     ;;
+restart)
+    # A job's kept progress is reused only by the code that computed it, so a stream is restarted
+    # between jobs: a watcher in the background waits for the first line of its log, written after
+    # now, that ends a job or a command (done, failed, finished, the next command), then stops the
+    # stream and starts it again on this checkout's code.
+    shift
+    streams=("$@")
+    ((${#streams[@]})) || streams=(baselines neural transfer)
+    [ -n "${SYNBENCH_DATA_DIR:-}" ] || { echo "error: set SYNBENCH_DATA_DIR (the staged public data)" >&2; exit 2; }
+    for name in "${streams[@]}"; do
+        running | grep -q "^$name " || { echo "error: stream '$name' is not running (start it instead)" >&2; exit 2; }
+    done
+    for name in "${streams[@]}"; do
+        log=$STREAMS_DIR/logs/$name.log
+        offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
+        SELF=$REPO/benchmarks/streams.sh NAME=$name LOG=$log OFFSET=$offset setsid nohup bash -c '
+            until tail -c +$((OFFSET + 1)) "$LOG" | tr "\r" "\n" | grep -aqE "^(done |failed |finished: |== synbench |!! failed)"; do
+                sleep 10
+            done
+            "$SELF" stop "$NAME"
+            while "$SELF" status | grep -q "^running: $NAME "; do sleep 2; done
+            "$SELF" start "$NAME"' >> "$STREAMS_DIR/logs/restarts.log" 2>&1 &
+        echo "$name: restarts on $(source_revision) when its job in flight ends (log $STREAMS_DIR/logs/restarts.log)"
+    done
+    ;;
 pause) shift; signal_all STOP "$@" ;;
 resume) shift; signal_all CONT "$@" ;;
 stop) shift; signal_all TERM "$@" ;;
@@ -118,5 +144,5 @@ status)
         echo "running: $name (pid $pid) on $(cat "$copy/synbench/SOURCE_REVISION" 2>/dev/null || echo "$copy")"
     done
     ;;
-*) echo "usage: $0 start|pause|resume|stop [STREAM ...] | status" >&2; exit 2 ;;
+*) echo "usage: $0 start|restart|pause|resume|stop [STREAM ...] | status" >&2; exit 2 ;;
 esac
