@@ -118,6 +118,9 @@ restart)
     [ -n "${SYNBENCH_DATA_DIR:-}" ] || { echo "error: set SYNBENCH_DATA_DIR (the staged public data)" >&2; exit 2; }
     for name in "${streams[@]}"; do
         running | grep -q "^$name " || { echo "error: stream '$name' is not running (start it instead)" >&2; exit 2; }
+        if kill -0 "$(cat "$STREAMS_DIR/restart-$name.pid" 2>/dev/null)" 2>/dev/null; then
+            echo "error: a restart of '$name' is already waiting for its job to end" >&2; exit 2
+        fi
     done
     for name in "${streams[@]}"; do
         log=$STREAMS_DIR/logs/$name.log
@@ -129,6 +132,7 @@ restart)
             "$SELF" stop "$NAME"
             while "$SELF" status | grep -q "^running: $NAME "; do sleep 2; done
             "$SELF" start "$NAME"' >> "$STREAMS_DIR/logs/restarts.log" 2>&1 &
+        echo $! > "$STREAMS_DIR/restart-$name.pid"
         echo "$name: restarts on $(source_revision) when its job in flight ends (log $STREAMS_DIR/logs/restarts.log)"
     done
     ;;
