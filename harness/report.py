@@ -643,7 +643,9 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             "has failed and scores a correlation of 0, counted in the mean. With several seeds every (seed, fold) is one "
             "value. The `trials` column gives each method's search trials and `flags` what makes its comparison "
             "unequal (fewer search trials than another method of the board, search on a subsample, a chosen value on the edge of its range, a raw target, constant "
-            "predictions, training that hit its cap while its validation value was still improving). Methods are "
+            "predictions, a frozen or LoRA-adapted encoder, training that hit its cap while its validation value was "
+            "still improving, a final model that learnt from the inner-training rows only, beside methods whose final fit "
+            "learnt from every training row). Methods are "
             "listed best first by the mean of "
             "their average ranks over the metrics they are ranked on. Each method's featurizers and profile are in the "
             "Methods table above; `synbench leaderboard` prints the same numbers.")
