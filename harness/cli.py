@@ -368,8 +368,10 @@ class _SigtermUnwinds:
     128 + signal (143, 130).
 
     The handler raises SystemExit wherever the main thread is, but Python swallows an exception
-    raised inside a finalizer or a library callback ("Exception ignored in ..."), so the signal is
-    also remembered: the next job does not start, and leaving the block exits 143 all the same."""
+    raised inside a finalizer, a fork hook or a library callback ("Exception ignored in ..."), so
+    the signal is also remembered, here and by the runner (:func:`synbench.runner.request_stop`),
+    whose executors poll it while they wait for a job: the job in flight ends, the next does not
+    start, and leaving the block exits 143 all the same."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -378,6 +380,7 @@ class _SigtermUnwinds:
 
     def _stop(self, signum, frame):
         self.received = signum
+        self._runner.request_stop(signum)
         raise SystemExit(128 + signum)
 
     def raise_if_stopped(self):
@@ -385,12 +388,17 @@ class _SigtermUnwinds:
             raise SystemExit(128 + self.received)
 
     def __enter__(self):
+        from . import runner
+
+        self._runner = runner  # resolved here, not inside the handler
+        runner.request_stop(None)
         self._previous = {s: signal.signal(s, self._stop) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):
         for s, previous in self._previous.items():
             signal.signal(s, previous)
+        self._runner.request_stop(None)
         if exc[0] is None:
             self.raise_if_stopped()
         return False

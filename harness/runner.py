@@ -893,6 +893,25 @@ def _child_main(conn, job: Job, settings: RunSettings, shared: SharedInputs) -> 
     conn.close()
 
 
+# A signal handler's exception is lost where Python swallows it, inside a fork hook or a finalizer
+# ("Exception ignored in ..."): a SIGTERM that lands just as a job's process is forked would leave
+# that job running to its end. The handler also records the signal here (request_stop), and every
+# executor's wait polls it, so the run stops within seconds all the same.
+STOP_POLL_SECONDS = 0.5
+_stop_signal: int | None = None
+
+
+def request_stop(signum: int | None) -> None:
+    """Remember that signal ``signum`` asked the run to stop (None forgets it)."""
+    global _stop_signal
+    _stop_signal = signum
+
+
+def _raise_if_stop_requested() -> None:
+    if _stop_signal is not None:
+        raise SystemExit(128 + _stop_signal)
+
+
 def _compute_in_child(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict, pd.DataFrame]:
     """``compute`` in a forked child: the loaded data and caches are shared copy-on-write, the
     result comes back through a pipe, and leaving this function in any way (a signal's SystemExit,
@@ -907,6 +926,8 @@ def _compute_in_child(job: Job, settings: RunSettings, shared: SharedInputs) -> 
     send.close()
     try:
         while True:
+            while not receive.poll(STOP_POLL_SECONDS):  # True on a message and on the child's end alike
+                _raise_if_stop_requested()
             try:
                 kind, payload = receive.recv()
             except EOFError:  # the child died without a word: killed, or out of memory
@@ -1137,6 +1158,7 @@ def run(jobs: list[Job], store: Store, settings: RunSettings | None = None, exec
     elif executor == "inline" or n_jobs <= 1:
         _prepare_inline(pending, settings)
         for job in pending:
+            _raise_if_stop_requested()
             if progress:
                 progress(job, "start", None)
             try:
@@ -1180,7 +1202,7 @@ def _prepare_inline(pending: list[Job], settings: RunSettings) -> None:
 
 def _run_processes(pending, store, settings, n_jobs, finished, keep_going=False) -> None:
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     threads = settings.threads or max(1, (os.cpu_count() or 1) // n_jobs)
@@ -1189,16 +1211,19 @@ def _run_processes(pending, store, settings, n_jobs, finished, keep_going=False)
     futures = []
     try:
         futures += [pool.submit(_execute_in_worker, j.to_dict(), str(store.root), worker_settings) for j in pending]
-        stopping = False
-        for fut in as_completed(futures):
-            if fut.cancelled():
-                continue
-            job_dict, record, error = fut.result()
-            finished(Job.from_dict(job_dict), record, error)
-            if error and not keep_going and not stopping:
-                stopping = True  # queued jobs never start; those in flight finish and are stored
-                for other in futures:
-                    other.cancel()
+        stopping, waiting = False, set(futures)
+        while waiting:
+            done, waiting = wait(waiting, timeout=STOP_POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for fut in done:
+                if fut.cancelled():
+                    continue
+                job_dict, record, error = fut.result()
+                finished(Job.from_dict(job_dict), record, error)
+                if error and not keep_going and not stopping:
+                    stopping = True  # queued jobs never start; those in flight finish and are stored
+                    for other in futures:
+                        other.cancel()
+            _raise_if_stop_requested()
     except BrokenProcessPool:
         _stop_pool(pool, futures, store, pending)
         done = sum(stored(store, j) for j in pending)
@@ -1244,7 +1269,10 @@ def _run_ray(pending, store, settings, n_jobs, address, finished, keep_going=Fal
         refs = {remote.remote(job.to_dict(), worker_settings.__dict__, shared_ref): job for job in pending}
         waiting = list(refs)
         while waiting:
-            ready, waiting = ray.wait(waiting, num_returns=1)
+            ready, waiting = ray.wait(waiting, num_returns=1, timeout=STOP_POLL_SECONDS)
+            _raise_if_stop_requested()
+            if not ready:
+                continue
             job = refs[ready[0]]
             try:
                 record, predictions, error = ray.get(ready[0])

@@ -169,6 +169,41 @@ def test_process_pool_stops_within_seconds_and_leaves_no_locks(tmp_path, plugin_
         _cleanup(proc, workers)
 
 
+# The CLI's handler without its exception: what is left of it when Python swallows the exception
+# (a signal landing inside a fork hook or a finalizer, "Exception ignored in ..."); a stream
+# restarted right after a job ended once ran its next job to the end that way.
+SWALLOWING_RUN = """
+import signal, sys
+from synbench import runner
+from synbench.store import Store
+if __name__ == "__main__":  # the process executor's workers are spawned: they import this file
+    signal.signal(signal.SIGTERM, lambda signum, frame: runner.request_stop(signum))
+    jobs = runner.plan(["mock"], ["stuck"], targets=["score"], profile="smoke", folds=[0, 1, 2, 3])
+    runner.run(jobs, Store(sys.argv[1]), executor=sys.argv[2], n_jobs=int(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("executor, n_jobs", [("inline", 1), ("process", 2)])
+def test_a_signal_whose_exception_was_swallowed_still_stops_the_job_in_flight(tmp_path, plugin_env, executor, n_jobs):
+    out = tmp_path / "s"
+    script = tmp_path / "swallowing_run.py"
+    script.write_text(SWALLOWING_RUN)
+    computing = _children if executor == "inline" else _workers
+    proc = _start([sys.executable, str(script), str(out), executor, str(n_jobs)], plugin_env,
+                  lambda p: len(_locks(out)) == n_jobs and len(computing(p.pid)) >= n_jobs)
+    busy = computing(proc.pid)
+    try:
+        time.sleep(1)  # well inside the fit
+        sent = time.time()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STOP_SECONDS) == 143, "the run went on after the signal"
+        assert time.time() - sent < STOP_SECONDS
+        assert _wait_gone(busy, 5) == [], "the process computing a job outlived the run"
+        assert _locks(out) == [] and Store(out, create=False).job_ids() == []
+    finally:
+        _cleanup(proc, busy)
+
+
 def test_workers_exit_when_the_run_is_killed(tmp_path, plugin_env):
     out = tmp_path / "s"
     proc = _start(_pool_cmd(out), plugin_env, lambda p: len(_locks(out)) == 2 and len(_workers(p.pid)) == 2)
