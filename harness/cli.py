@@ -369,23 +369,18 @@ class _SigtermUnwinds:
 
     The handler raises SystemExit wherever the main thread is, but Python swallows an exception
     raised inside a finalizer, a fork hook or a library callback ("Exception ignored in ..."), so
-    the signal is also remembered, here and by the runner (:func:`synbench.runner.request_stop`),
-    whose executors poll it while they wait for a job: the job in flight ends, the next does not
-    start, and leaving the block exits 143 all the same."""
+    the signal is also remembered by the runner (:func:`synbench.runner.request_stop`), whose
+    executors poll it while they wait for a job: the job in flight ends, the next does not start,
+    and leaving the block exits 143 all the same."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self):
-        self.received: Optional[int] = None
-
     def _stop(self, signum, frame):
-        self.received = signum
         self._runner.request_stop(signum)
         raise SystemExit(128 + signum)
 
     def raise_if_stopped(self):
-        if self.received is not None:
-            raise SystemExit(128 + self.received)
+        self._runner.raise_if_stop_requested()
 
     def __enter__(self):
         from . import runner
@@ -398,9 +393,11 @@ class _SigtermUnwinds:
     def __exit__(self, *exc):
         for s, previous in self._previous.items():
             signal.signal(s, previous)
-        self._runner.request_stop(None)
-        if exc[0] is None:
-            self.raise_if_stopped()
+        try:
+            if exc[0] is None:
+                self.raise_if_stopped()
+        finally:
+            self._runner.request_stop(None)
         return False
 
 
@@ -488,7 +485,6 @@ def run(
             sigterm = _SigtermUnwinds()
 
             def on_start(job, *_):
-                sigterm.raise_if_stopped()
                 current["job"] = job.describe()
                 progress.update(bar, description=f"running {current['job']}")
 

@@ -238,7 +238,7 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
         # beside baselines whose final fit learnt from every training row, a model that stopped on
         # the validation rows and never trained on them learnt from fewer (~90 % on the inner split)
         shares = [s for s in map(_final_fit_share, recs) if s is not None and s < 1]
-        if shares and key[0] != "constant":
+        if shares:
             flags.append(f"final fit on inner-training rows only ({min(shares):.0%} of training rows)")
         edges: dict[str, int] = {}
         for s, r in zip(summaries, recs):

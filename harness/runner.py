@@ -907,7 +907,8 @@ def request_stop(signum: int | None) -> None:
     _stop_signal = signum
 
 
-def _raise_if_stop_requested() -> None:
+def raise_if_stop_requested() -> None:
+    """SystemExit(128 + signal) when a signal asked the run to stop."""
     if _stop_signal is not None:
         raise SystemExit(128 + _stop_signal)
 
@@ -927,7 +928,7 @@ def _compute_in_child(job: Job, settings: RunSettings, shared: SharedInputs) -> 
     try:
         while True:
             while not receive.poll(STOP_POLL_SECONDS):  # True on a message and on the child's end alike
-                _raise_if_stop_requested()
+                raise_if_stop_requested()
             try:
                 kind, payload = receive.recv()
             except EOFError:  # the child died without a word: killed, or out of memory
@@ -1158,7 +1159,7 @@ def run(jobs: list[Job], store: Store, settings: RunSettings | None = None, exec
     elif executor == "inline" or n_jobs <= 1:
         _prepare_inline(pending, settings)
         for job in pending:
-            _raise_if_stop_requested()
+            raise_if_stop_requested()
             if progress:
                 progress(job, "start", None)
             try:
@@ -1223,7 +1224,7 @@ def _run_processes(pending, store, settings, n_jobs, finished, keep_going=False)
                     stopping = True  # queued jobs never start; those in flight finish and are stored
                     for other in futures:
                         other.cancel()
-            _raise_if_stop_requested()
+            raise_if_stop_requested()
     except BrokenProcessPool:
         _stop_pool(pool, futures, store, pending)
         done = sum(stored(store, j) for j in pending)
@@ -1270,7 +1271,7 @@ def _run_ray(pending, store, settings, n_jobs, address, finished, keep_going=Fal
         waiting = list(refs)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1, timeout=STOP_POLL_SECONDS)
-            _raise_if_stop_requested()
+            raise_if_stop_requested()
             if not ready:
                 continue
             job = refs[ready[0]]
