@@ -38,6 +38,10 @@ run -d d3-deepdds -m baitsao --out results/d3-deepdds
 run -d oneil-drugcomb -t zip -m baitsao --out results/oneil-zip-cpu
 run -d d1-oneil -t loewe -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --folds 0 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --protocol table1 --folds 0 --out results/d1-oneil-cpu
+# the two published networks on the other four D1 Loewe folds (issue 20's targets), MARSY first:
+# its fold takes under an hour here, a DeepSynergy fold about three
+run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
+run -d d1-oneil -t loewe -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
 # seeds 1-2 beside the baselines' (the paired tests then pair seeds x folds)
 run -d d1-oneil -t loewe -m baitsao --seeds 1,2 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m bert --folds 0 --out results/d1-oneil-cpu
@@ -49,7 +53,6 @@ run -d d1-oneil -m baitsao -p task_mode=single --out results/d1-oneil-cpu
 # MARSY a regressor, so each runs on the targets of its kind)
 run -d d1-oneil -m tabnet,bert --out results/d1-oneil-cpu
 run -d d3-deepdds -m baitsao,tabnet,bert --out results/d3-deepdds
-run -d d1-oneil -t loewe -m deepsynergy,marsy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe_gt30 -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe_gt30 -m deepdds --protocol table1 --out results/d1-oneil-cpu
 run -d d3-deepdds -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d3-deepdds

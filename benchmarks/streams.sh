@@ -33,6 +33,10 @@ running() {  # "name pid copy" of every stream still alive (a reused pid that ru
     done < "$PIDS"
 }
 
+is_running() {  # NAME: reads every line (grep -q would stop early; the writer's SIGPIPE then fails the pipe under pipefail)
+    running | awk -v name="$1" '$1 == name { found = 1 } END { exit !found }'
+}
+
 source_revision() {  # HEAD, with +dirty when the package's sources have uncommitted changes
     local head
     head=$(git -C "$REPO" rev-parse HEAD 2>/dev/null) || { echo unknown; return; }
@@ -64,7 +68,7 @@ start)
     done
     [ -n "${SYNBENCH_DATA_DIR:-}" ] || { echo "error: set SYNBENCH_DATA_DIR (the staged public data)" >&2; exit 2; }
     for name in "${streams[@]}"; do
-        if running | grep -q "^$name "; then echo "error: stream '$name' is running; stop it first" >&2; exit 2; fi
+        if is_running "$name"; then echo "error: stream '$name' is running; stop it first" >&2; exit 2; fi
     done
     # one frozen copy per commit: a clean checkout reuses its commit's copy, uncommitted sources get a new one
     revision=$(source_revision)
@@ -117,7 +121,7 @@ restart)
     ((${#streams[@]})) || streams=(baselines neural transfer)
     [ -n "${SYNBENCH_DATA_DIR:-}" ] || { echo "error: set SYNBENCH_DATA_DIR (the staged public data)" >&2; exit 2; }
     for name in "${streams[@]}"; do
-        running | grep -q "^$name " || { echo "error: stream '$name' is not running (start it instead)" >&2; exit 2; }
+        is_running "$name" || { echo "error: stream '$name' is not running (start it instead)" >&2; exit 2; }
         if kill -0 "$(cat "$STREAMS_DIR/restart-$name.pid" 2>/dev/null)" 2>/dev/null; then
             echo "error: a restart of '$name' is already waiting for its job to end" >&2; exit 2
         fi
@@ -130,7 +134,7 @@ restart)
                 sleep 10
             done
             "$SELF" stop "$NAME"
-            while "$SELF" status | grep -q "^running: $NAME "; do sleep 2; done
+            while "$SELF" status | grep "^running: $NAME " > /dev/null; do sleep 2; done
             "$SELF" start "$NAME"' >> "$STREAMS_DIR/logs/restarts.log" 2>&1 &
         echo $! > "$STREAMS_DIR/restart-$name.pid"
         echo "$name: restarts on $(source_revision) when its job in flight ends (log $STREAMS_DIR/logs/restarts.log)"
