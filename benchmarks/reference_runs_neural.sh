@@ -41,6 +41,9 @@ run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --protocol table1 --folds 0 
 # the two published networks on the other four D1 Loewe folds (issue 20's targets), MARSY first:
 # its fold takes under an hour here, a DeepSynergy fold about three
 run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
+# DeepDDS on D3 as its logs ran it, minus the test-fold peek: all 200 epochs on every training
+# row, last weights (its logs: 0.928; early stopping here: 0.914); two folds first
+run -d d3-deepdds -m deepdds --protocol table1 -p epoch_selection=last -p max_epochs=200 --folds 0,1 --out results/d3-deepdds
 run -d d1-oneil -t loewe -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
 # seeds 1-2 beside the baselines' (the paired tests then pair seeds x folds)
 run -d d1-oneil -t loewe -m baitsao --seeds 1,2 --out results/d1-oneil-cpu
@@ -56,6 +59,7 @@ run -d d3-deepdds -m baitsao,tabnet,bert --out results/d3-deepdds
 run -d d1-oneil -t loewe_gt30 -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe_gt30 -m deepdds --protocol table1 --out results/d1-oneil-cpu
 run -d d3-deepdds -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d3-deepdds
+run -d d3-deepdds -m deepdds --protocol table1 -p epoch_selection=last -p max_epochs=200 --out results/d3-deepdds
 run -d oneil-drugcomb -t zip -m baitsao,tabnet,bert --out results/oneil-zip-cpu
 run -d oneil-drugcomb -t zip -m marsy,deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/oneil-zip-cpu
 

@@ -173,3 +173,26 @@ def test_regression_is_refused(batches):
     train, valid, _, _ = batches
     with pytest.raises(ConfigError, match="binary classifier"):
         DeepDDSModel(task="regression", **SMOKE).fit(train, valid)
+
+
+def test_last_epoch_selection_trains_every_training_row_for_every_epoch(tmp_path):
+    # the published schedule without its test-fold peek: no inner validation, all epochs, last weights
+    from synbench.runner import RunSettings, plan, run
+    from synbench.store import Store
+
+    store = Store(tmp_path / "store")
+    jobs = plan(["mock"], ["deepdds"], targets=["synergistic"], profile="smoke", folds=[0],
+                params={"epoch_selection": "last", "max_epochs": 3, "patience": 1})
+    run(jobs, store, RunSettings(isolate=False))
+    record = store.record(jobs[0].job_id)
+    log = record["training"]
+    assert log["selection"] == "last epoch" and log["epochs_run"] == 3 == log["best_epoch"]
+    assert log["stopped"] == "cap" and log["monitor"] is None and log["n_valid_rows"] == 0
+    assert log["n_train_rows"] == record["n_rows"]["train"] + record["n_rows"]["valid"] == record["final_fit_rows"]
+    assert not DeepDDSModel(epoch_selection="last").uses_validation and DeepDDSModel().uses_validation
+
+
+def test_unknown_epoch_selection_is_a_one_line_error(batches):
+    train, valid, _, _ = batches
+    with pytest.raises(ConfigError, match="epoch_selection must be one of validation, last, got 'best'"):
+        DeepDDSModel(epoch_selection="best", **SMOKE).fit(train, valid)

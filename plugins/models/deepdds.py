@@ -28,7 +28,11 @@ Differences from the published code, all deliberate:
   best ROC-AUC on the *test* fold, which is optimistic. Here the epoch is chosen by ROC-AUC on
   the inner validation split (``valid``, carved from the training folds by the harness); its
   weights are restored and the test fold is predicted once. If the validation split holds one
-  class only, the validation cross-entropy is used instead.
+  class only, the validation cross-entropy is used instead. ``epoch_selection="last"`` is the
+  published schedule without the test-fold peek: no inner validation split (the harness then
+  trains on every training row), all ``max_epochs`` epochs, the last epoch's weights
+  (``-p epoch_selection=last -p max_epochs=200``: the figure DeepDDS's logs give at their last
+  epoch). The board shows such a run as ended by its cap, since no stopping rule watched it.
 - Training rows are shuffled every epoch (seeded); the published loaders do not shuffle, a
   side effect of zipping two loaders (one per drug) that must stay aligned.
 - More than two drugs. DeepDDS is pairwise. A combination of k > 2 drugs is scored as the mean
@@ -68,6 +72,7 @@ from synbench.errors import ConfigError, DataError
 from synbench.hookspecs import hookimpl
 
 PREDICT_ROWS = 4096  # rows per forward pass at prediction time
+EPOCH_SELECTIONS = ("validation", "last")  # best inner-validation epoch, or the published last of max_epochs
 
 
 def _feature_sets(batch: Batch):
@@ -165,7 +170,6 @@ class DeepDDSModel(Model):
     featurizers = ("molecular-graph", "expression:normalise=none")
     search_space = {}  # published settings (BAITSAO Table 1 lists none for DeepDDS)
     search_spaces = {"table1": {}, "strong": {"lr": Real(1e-4, 3e-3, log=True), "dropout": Real(0.0, 0.5, limits=("low",))}}
-    uses_validation = True
     prune_warmup_steps = PRUNE_WARMUP_EPOCHS
     profiles = {
         "paper": Profile(params={"max_epochs": 200, "patience": None}, search_trials=SEARCH_TRIALS["paper"],
@@ -181,17 +185,26 @@ class DeepDDSModel(Model):
     }
 
     def __init__(self, task="classification", seed=0, hidden=128, heads=10, dropout=0.2, lr=5e-4, batch_size=128,
-                 max_epochs=200, patience=None, encode_distinct=False, width=2048):
+                 max_epochs=200, patience=None, encode_distinct=False, width=2048, epoch_selection="validation"):
         self.task, self.seed = task, seed
         self.hidden, self.heads, self.dropout = hidden, heads, dropout
         self.lr, self.batch_size = lr, batch_size
         self.max_epochs, self.patience = max_epochs, patience
         self.encode_distinct, self.width = encode_distinct, width
+        self.epoch_selection = epoch_selection
+
+    @property
+    def uses_validation(self) -> bool:
+        # "last" runs the published fixed schedule, so the validation rows train like the others
+        return self.epoch_selection != "last"
 
     # -- helpers ----------------------------------------------------------------------------
     def _check(self):
         if self.task != "classification":
             raise ConfigError(f"deepdds is a binary classifier; it cannot do '{self.task}'")
+        if self.epoch_selection not in EPOCH_SELECTIONS:
+            raise ConfigError(f"deepdds: epoch_selection must be one of {', '.join(EPOCH_SELECTIONS)}, "
+                              f"got '{self.epoch_selection}'")
         for name, least in (("hidden", 1), ("heads", 1), ("batch_size", 1), ("max_epochs", 1), ("width", 16)):
             if int(getattr(self, name)) < least:
                 raise ConfigError(f"deepdds: {name} must be at least {least}, got {getattr(self, name)}")
@@ -242,7 +255,7 @@ class DeepDDSModel(Model):
         y_train = torch.as_tensor(y, dtype=torch.long, device=dev)
         cell_matrix = torch.from_numpy(inputs.cell_matrix).to(dev)
 
-        val_inputs = _Inputs(valid) if valid is not None and len(valid) else None
+        val_inputs = _Inputs(valid) if valid is not None and len(valid) and self.uses_validation else None
         use_auc = False
         if val_inputs is not None:
             if valid.y is None:
