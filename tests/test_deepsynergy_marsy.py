@@ -206,3 +206,31 @@ def test_bad_settings_are_one_line_errors(batches):
         smoke(DeepSynergyModel, norm="minmax").fit(train, valid)
     with pytest.raises(ConfigError, match="regressor"):
         MarsyModel(task="classification", **MarsyModel.profiles["smoke"].params).fit(train, valid)
+
+
+def test_patience_on_the_smoothed_minimum_never_stops_at_the_chosen_epoch(batches, monkeypatch):
+    # the cpu profile's rule: stop once the minimum of the curve the refit length is read from lies
+    # `patience` epochs back, so the chosen epoch always had `patience` epochs to be beaten. The
+    # earlier trailing-mean rule ended D1 Loewe fold 0 (its validation curve below) at epoch 27 and
+    # chose epoch 27 itself: whether later epochs would have been better was never looked at
+    import torch
+
+    fold0 = [467.3, 429.8, 402.6, 397.3, 384.9, 391.1, 370.4, 354.6, 363.3, 348.7, 355.5, 339.5, 342.3, 344.2,
+             350.8, 340.3, 351.1, 333.6, 340.1, 343.4, 333.1, 332.8, 346.1, 341.5, 343.0, 343.7, 328.7]
+    train, valid, _, _ = batches
+
+    def run(stop_on, curve):
+        losses = iter(curve)
+        monkeypatch.setattr("synbench.neural.train_epoch", lambda *a, **k: 1.0)  # training is not the point
+        monkeypatch.setattr("torch.nn.MSELoss.forward", lambda self, a, b: torch.tensor(next(losses)))
+        return smoke(DeepSynergyModel, max_epochs=len(curve), patience=5, stop_on=stop_on).fit(train, valid).training_log_
+
+    old = run("trailing-mean", fold0)
+    assert old["selection"]["epochs_run"] == 27 == old["selection"]["best_epoch"]  # chose the last epoch run
+    new = run("smoothed-minimum", fold0)
+    best = int(np.argmin(smoothed_curve(fold0[:26], 3))) + 1
+    assert new["selection"]["best_epoch"] == best == 21 and new["selection"]["epochs_run"] == 26 == best + 5
+    assert new["stopped"] == "early stopping" and new["refit"]["epochs"] == best
+    assert DeepSynergyModel.profiles["cpu"].params["stop_on"] == "smoothed-minimum"
+    with pytest.raises(ConfigError, match="unknown stop_on 'never'"):
+        smoke(DeepSynergyModel, stop_on="never").fit(train, valid)
