@@ -92,7 +92,8 @@ def baseline_strength(figures: list[PublishedFigure], summary: pd.DataFrame, mar
     """Each baseline beside its best published figure on the same dataset, target and metric:
     for every search protocol of the model, our best complete method (over featurizers), the
     difference, and whether ours falls more than ``margin`` short. A shortfall is a bug to explain
-    until a measurement says otherwise."""
+    until a measurement says otherwise. ``profile`` is the chosen method's budget label: it names
+    the ``-p`` settings when a variant (e.g. DeepDDS's published last-epoch schedule) is the best."""
     best: dict[tuple, PublishedFigure] = {}
     for fig in figures:
         if not fig.model or fig.metric not in ("pcc", "roc_auc", "spearman", "auprc"):  # higher-is-better only
@@ -109,7 +110,8 @@ def baseline_strength(figures: list[PublishedFigure], summary: pd.DataFrame, mar
             top = group.sort_values("mean", ascending=False).iloc[0]
             diff = float(top["mean"]) - fig.value
             rows.append({"model": model, "dataset": dataset, "target": target, "metric": metric, "protocol": protocol,
-                         "featurizers": top["featurizers"], "ours": float(top["mean"]), "ours_std": float(top["std"]),
+                         "featurizers": top["featurizers"], "profile": top.get("profile", ""),
+                         "ours": float(top["mean"]), "ours_std": float(top["std"]),
                          "published": fig.value, "paper": fig.paper, "difference": diff, "short": diff < -margin})
-    return pd.DataFrame(rows, columns=["model", "dataset", "target", "metric", "protocol", "featurizers", "ours", "ours_std",
+    return pd.DataFrame(rows, columns=["model", "dataset", "target", "metric", "protocol", "featurizers", "profile", "ours", "ours_std",
                                        "published", "paper", "difference", "short"])

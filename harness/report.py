@@ -872,7 +872,9 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
                 f"its method on the same data, per search protocol (our best complete method over its featurizers, mean "
                 f"± std over folds); **short** marks ours more than {pub.STRENGTH_MARGIN} below the published figure, a "
                 f"gap to explain, not to accept. The papers' inputs and searches differ from ours (see Published figures).")
-        rows = [[r["model"], f"{r['dataset']} / {r['target']}", r["metric"], md_text(r["protocol"] or "-"),
+        # a variant set with -p is named: the budget label carries its settings after the profile
+        rows = [[md_text(r["model"] + (f" ({r['profile'].split(' ', 1)[1]})" if " " in str(r["profile"]) else "")),
+                 f"{r['dataset']} / {r['target']}", r["metric"], md_text(r["protocol"] or "-"),
                  f"{_num(r['ours'])} ± {_num(r['ours_std'])}", _published(r["published"]), r["paper"],
                  f"{r['difference']:+.3f}", Md("**short**") if r["short"] else "ok"] for _, r in strength.iterrows()]
         rep.add(md_table(["baseline", "dataset / target", "metric", "protocol", "ours", "published", "source", "difference", ""],

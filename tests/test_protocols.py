@@ -253,6 +253,11 @@ def test_baseline_strength_flags_a_shortfall():
     table = baseline_strength([fig], summary).set_index("protocol")
     assert not table.loc["strong", "short"] and table.loc["table1", "short"]
     assert table.loc["table1", "difference"] == pytest.approx(0.45 - 0.69)
+    # the best variant of a model stands for it, and the table says which one it is
+    variants = summary.assign(profile=["cpu", "cpu"])
+    variants = pd.concat([variants, variants.iloc[[0]].assign(mean=0.70, profile="cpu max_epochs=200")])
+    best = baseline_strength([fig], variants).set_index("protocol").loc["strong"]
+    assert best["ours"] == 0.70 and best["profile"] == "cpu max_epochs=200"
 
 
 @pytest.mark.slow
