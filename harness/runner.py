@@ -196,6 +196,17 @@ def profile_drift(job: Job, record: dict) -> str | None:
     return f"its profile '{job.profile}' now fixes {', '.join(changed)}" if changed else None
 
 
+def validation_rows_learnt(model, n_valid: int) -> int:
+    """How many of the ``n_valid`` validation rows the fitted ``model``'s final fit learnt from: all or
+    none by :meth:`Model.trains_on_validation_rows`, unless the fit counted them itself
+    (``validation_rows_learnt_``: e.g. Synergy Transfer, whose fine-tuning trains on a target tissue's
+    validation rows when they are too few to stop on)."""
+    counted = getattr(model, "validation_rows_learnt_", None)
+    if counted is not None:
+        return int(counted)
+    return n_valid if model.trains_on_validation_rows() else 0
+
+
 def stored(store: Store, job: Job) -> bool:
     """Whether ``job`` is in ``store`` as its plan would compute it today. A stored job whose
     profile changed since (:func:`profile_drift`) is superseded: moved to ``jobs/.superseded``
@@ -804,7 +815,7 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         "n_rows": {"train": len(ids["train"]), "valid": len(ids["valid"]), "test": len(ids["test"])},
         # the rows the final model learnt from: the inner-training ones only, for a model that stops on
         # the validation rows and does not train on them afterwards
-        "final_fit_rows": len(ids["train"]) + (len(ids["valid"]) if final.trains_on_validation_rows() else 0),
+        "final_fit_rows": len(ids["train"]) + validation_rows_learnt(final, len(ids["valid"])),
         "timing": {"featurize_seconds": featurize_seconds, "search_seconds": search_seconds,
                    "fit_seconds": fit_seconds, "predict_seconds": predict_seconds},
         "resources": {"peak_memory_mb": round(memory.peak_mb, 1), "start_memory_mb": round(memory.start_mb, 1),

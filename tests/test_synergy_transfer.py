@@ -156,3 +156,10 @@ def test_a_target_tissue_with_too_few_validation_rows_fine_tunes_for_fixed_epoch
     # the target's validation rows joined its training rows
     assert tune["n_rows"] == model.training_log_["n_target_rows"] + model.training_log_["n_target_valid_rows"]
     assert np.isfinite(model.predict(test)).all()
+    # and the record counts them among the rows the final model learnt from
+    from synbench.runner import validation_rows_learnt
+
+    assert model.validation_rows_learnt_ == model.training_log_["n_target_valid_rows"] > 0
+    assert validation_rows_learnt(model, len(valid)) == model.training_log_["n_target_valid_rows"]
+    stopping = SynergyTransferModel(seed=0, **{**params, "fine_tune_min_valid": 1}).fit(*with_tissue)
+    assert validation_rows_learnt(stopping, len(valid)) == 0  # validation rows it stops on are not learnt

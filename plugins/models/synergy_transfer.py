@@ -323,6 +323,7 @@ class SynergyTransferModel(Model):
         fine_tune = _flag(self.fine_tune, "fine_tune")
         seed_everything(self.seed)
         self.device_ = str(device())
+        self.validation_rows_learnt_ = 0  # validation rows only stop training, unless too few to (below)
         generator = torch.Generator().manual_seed(int(self.seed))
         self.n_slots_ = len(drug_columns(train.rows))
         tables, drug_pos, cell_pos = self._tables(train, fitting=True)
@@ -367,6 +368,7 @@ class SynergyTransferModel(Model):
             else:  # too few rows to stop on: they train too, for the published fixed number of epochs
                 if tune_valid is not None and len(tune_valid):
                     tune_rows = _concat(tune_rows, tune_valid)
+                    self.validation_rows_learnt_ = len(tune_valid)  # the record's final_fit_rows counts them
                 tune_valid, epochs, patience = None, self.fine_tune_fixed_epochs, None
                 rule = f"fixed {int(epochs)} epochs (fewer than {int(self.fine_tune_min_valid)} target validation rows)"
             for module in (net.drug, net.cell):  # the encoders are frozen: only the synergy head learns
