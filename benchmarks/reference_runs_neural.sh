@@ -41,12 +41,12 @@ run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --protocol table1 --folds 0 
 # the two published networks on the other four D1 Loewe folds (issue 20's targets), MARSY first:
 # its fold takes under an hour here, a DeepSynergy fold about three
 run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
+# seeds 1-2 beside the baselines' (the paired tests then pair seeds x folds)
+run -d d1-oneil -t loewe -m baitsao --seeds 1,2 --out results/d1-oneil-cpu
 # DeepDDS on D3 as its logs ran it, minus the test-fold peek: all 200 epochs on every training
 # row, last weights (its logs: 0.928; early stopping here: 0.914); two folds first
 run -d d3-deepdds -m deepdds --protocol table1 -p epoch_selection=last -p max_epochs=200 --folds 0,1 --out results/d3-deepdds
 run -d d1-oneil -t loewe -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
-# seeds 1-2 beside the baselines' (the paired tests then pair seeds x folds)
-run -d d1-oneil -t loewe -m baitsao --seeds 1,2 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m bert --folds 0 --out results/d1-oneil-cpu
 
 # BAITSAO single-task on D1 (the multi-task signal is a method choice)
