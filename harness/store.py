@@ -162,10 +162,14 @@ class Store:
             # Only the marker makes a store: a directory holding anything else (even just `jobs/`,
             # a README or dotfiles) is someone's, and a store in it would write beside their files.
             try:
-                if self.root.exists() and any(self.root.iterdir()):
+                # another run creating the same store at this moment leaves its half-written marker
+                # (.part-*) or, once the marker is in place, the store's first files: neither is foreign
+                others = [p for p in self.root.iterdir() if not p.name.startswith(PART_PREFIX)] if self.root.exists() else []
+                if others and not marker.is_file():
                     raise StoreError(f"{self.root} exists, is not empty and is not a synbench store (no {MARKER}); "
                                      "choose another --out")
-                atomic_write_bytes(marker, json.dumps({"format": STORE_FORMAT}).encode())
+                if not marker.is_file():
+                    atomic_write_bytes(marker, json.dumps({"format": STORE_FORMAT}).encode())
             except OSError as exc:
                 raise StoreError(f"cannot create a result store in {self.root}: {exc.strerror or exc}") from None
         else:

@@ -92,6 +92,19 @@ def test_not_a_store_is_refused(tmp_path):
     assert (tmp_path / "data.txt").read_text() == "precious"
 
 
+def test_a_store_another_run_is_creating_is_not_foreign(tmp_path):
+    # two runs started together on a new --out: the first one's half-written marker must not make
+    # the second refuse the directory as someone else's
+    creating = tmp_path / "new"
+    creating.mkdir()
+    (creating / ".part-abc123").write_bytes(b"")
+    Store(creating)
+    assert (creating / "store.json").is_file()
+    # and once the marker is there, the store's own files are no reason to refuse it
+    (creating / "jobs").mkdir(exist_ok=True)
+    Store(creating)
+
+
 def _start_run_until(out, ready):
     """Start a real `synbench run` on the mock data into ``out``; return (command, process) once
     ``ready(files in out/jobs)`` holds (or after two minutes)."""
