@@ -219,7 +219,7 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
     by_method: dict[tuple, list[dict]] = {}
     for r in records:
         by_method.setdefault(method_of(r["job"]), []).append(r)
-    rows, searched = [], {}
+    rows, searched, seeded = [], {}, {}
     for key, recs in by_method.items():
         n = len(recs)
         flags = []
@@ -279,6 +279,10 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
             flags.append(f"stopped at its cap ({capped}/{n})")
         rows.append(dict(zip(METHOD_COLS, key), trials="/".join(map(str, trials)), flags="; ".join(flags)))
         searched[key] = max(trials)
+        seeds_of: dict[str, set] = {}  # dataset/target -> the seeds the method ran there
+        for r in recs:
+            seeds_of.setdefault(f"{r['job'].get('dataset', '')}/{r['job'].get('target', '')}", set()).add(r["job"].get("seed", 0))
+        seeded[key] = {cell: len(s) for cell, s in seeds_of.items()}
     # unequal search on one board: a method searched with fewer trials than another (e.g. a network
     # run with its published settings beside searched baselines) says so
     compared = {k: t for k, t in searched.items() if k[0] != "constant" and k[2] != EXTERNAL_LABEL}
@@ -287,6 +291,16 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
         if key in compared and compared[key] < most:
             note = "not searched" if compared[key] == 0 else f"{compared[key]} search trials"
             row["flags"] = "; ".join(filter(None, [f"{note} (others up to {most})", row["flags"]]))
+    # unequal repeats: a mean over fewer seeds than another method's (--seeds) is a noisier estimate
+    # of the same quantity, and a paired test can only pair the seeds both ran
+    most_seeds = max((n for k, cells in seeded.items() if k in compared for n in cells.values()), default=1)
+    for row, key in zip(rows, by_method):
+        cells = seeded.get(key, {})
+        if key in compared and cells and min(cells.values()) < most_seeds:
+            counts = sorted(set(cells.values()))
+            note = (f"{counts[0]} seed{'s' if counts[0] > 1 else ''}" if len(counts) == 1 else
+                    "seeds " + ", ".join(f"{n} on {cell}" for cell, n in sorted(cells.items())))
+            row["flags"] = "; ".join(filter(None, [row["flags"], f"{note} (others up to {most_seeds})"]))
     return pd.DataFrame(rows, columns=METHOD_COLS + ["trials", "flags"])
 
 

@@ -642,7 +642,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             "of a cell shows how many it has and is not ranked there; a fold on which a method predicted one constant "
             "has failed and scores a correlation of 0, counted in the mean. With several seeds every (seed, fold) is one "
             "value. The `trials` column gives each method's search trials and `flags` what makes its comparison "
-            "unequal (fewer search trials than another method of the board, search on a subsample, a chosen value on the edge of its range, a raw target, constant "
+            "unequal (fewer search trials or seeds than another method of the board, search on a subsample, a chosen value on the edge of its range, a raw target, constant "
             "predictions, a frozen or LoRA-adapted encoder, training that hit its cap while its validation value was "
             "still improving, a final model that learnt from the inner-training rows only, beside methods whose final fit "
             "learnt from every training row). Methods are "

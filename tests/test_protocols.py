@@ -362,3 +362,21 @@ def test_a_method_searched_less_than_others_on_the_board_is_flagged():
     assert flags["constant"] == ""  # nothing to search
     alone = method_flags([record("deepsynergy", 0, "table1")])["flags"].tolist()
     assert alone == [""]  # nothing searched more beside it
+
+
+def test_a_method_run_with_fewer_seeds_than_others_is_flagged():
+    from synbench.leaderboard import method_flags
+
+    def record(model, seed, target="loewe"):
+        return {"job": {"model": model, "featurizers": ["chem"], "profile": "cpu", "protocol": "strong", "params": {},
+                        "dataset": "d1-oneil", "target": target, "seed": seed},
+                "task": "regression", "params": {}, "search_summary": {"n_trials": 12}, "target_scaling": {}}
+
+    flags = method_flags([record("treecomb", s) for s in (0, 1, 2)] + [record("treecomb", 0, "loewe_gt30")]
+                         + [record("baitsao", 0), record("svm", 0), record("svm", 1), record("constant", 0)]
+                         ).set_index("model")["flags"]
+    assert flags["baitsao"] == "1 seed (others up to 3)"
+    assert flags["svm"] == "2 seeds (others up to 3)"
+    assert flags["treecomb"] == "seeds 3 on d1-oneil/loewe, 1 on d1-oneil/loewe_gt30 (others up to 3)"
+    assert flags["constant"] == ""
+    assert method_flags([record("baitsao", 0), record("svm", 0)])["flags"].tolist() == ["", ""]
