@@ -18,12 +18,14 @@ not validate (truncated, empty, not a record) is reported, moved aside to
 recomputes it; an unreadable split table is moved aside to ``splits/.quarantine/`` and
 recomputed; a torn last line of ``invocations.jsonl`` is reported and skipped. Temporary files
 (``.part-*``) and staging directories older than an hour are debris of a killed or failed writer
-and are removed when the store is opened. Only a directory holding ``store.json`` is a store.
+and are removed when the store is opened; a job's staging directory left by a writer on this host
+that has since died is removed sooner, by the next run that takes the job's lock. Only a directory holding ``store.json`` is a store.
 Every record and invocation is redacted (:func:`synbench.redaction.redact`) when written and read.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -64,6 +66,25 @@ def _file_safe(name: str) -> str:
 
     safe = re.sub(r"[^A-Za-z0-9._:-]", "_", name)
     return safe if safe == name else f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def _writer_tag() -> str:
+    """``<host>-<pid>`` naming a staging directory's writer: a short hash of the host name (a store
+    on a shared file system may be written from several machines) and the writing process."""
+    import hashlib
+    import socket
+
+    return f"{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    return True
 
 
 def warn(message: str) -> None:
@@ -297,7 +318,7 @@ class Store:
         """Write a finished job atomically. Returns False if another writer finished it first."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         final = self.jobs_dir / job_id
-        staging = self.jobs_dir / f".staging-{job_id}-{uuid.uuid4().hex[:8]}"
+        staging = self.jobs_dir / f".staging-{job_id}-{_writer_tag()}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         try:
             predictions.to_parquet(staging / "predictions.parquet")
@@ -330,12 +351,26 @@ class Store:
             yield False
             return
         try:
+            self._remove_dead_staging(job_id)
             yield True
         finally:
             # Removing the file leaves at worst a job computed twice by racing runs (write_job
             # keeps the first); it never leaves stray files in the store.
             Path(lock.lock_file).unlink(missing_ok=True)
             lock.release()
+
+    def _remove_dead_staging(self, job_id: str) -> None:
+        """Remove this job's staging directories whose writer (a process on this host) is gone: a
+        worker killed mid-write leaves one, and the run that takes the job next cleans it up rather
+        than leaving it for the hour-old sweep. Another host's directories are left to that sweep."""
+        host = _writer_tag().split("-")[0]
+        for path in self.jobs_dir.glob(glob.escape(f".staging-{job_id}-{host}-") + "*"):
+            try:
+                pid = int(path.name[len(f".staging-{job_id}-{host}-"):].split("-")[0])
+            except ValueError:
+                continue
+            if pid != os.getpid() and not _pid_alive(pid):
+                shutil.rmtree(path, ignore_errors=True)
 
     def lock_present(self, job_id: str) -> bool:
         """Whether the job's lock file exists (held by a run, or left by one killed with SIGKILL).

@@ -74,6 +74,33 @@ def test_staging_leftovers_are_ignored(tmp_path):
     assert len(store.metrics_frame()) > 0
 
 
+def test_the_next_claim_of_a_job_removes_staging_left_by_a_dead_writer(tmp_path):
+    """A worker killed mid-write leaves its staging directory; the run that takes the job next
+    removes it at once, but never a live writer's, another job's or another host's."""
+    from synbench.store import _writer_tag
+
+    store = Store(tmp_path / "s")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = _writer_tag().split("-")[0]
+    left = {
+        "dead": store.jobs_dir / f".staging-j1-{host}-{dead.pid}-abcd1234",
+        "live": store.jobs_dir / f".staging-j1-{host}-{os.getppid()}-abcd1234",
+        "other job": store.jobs_dir / f".staging-j2-{host}-{dead.pid}-abcd1234",
+        "other host": store.jobs_dir / f".staging-j1-zzzzzz-{dead.pid}-abcd1234",
+    }
+    for path in left.values():
+        path.mkdir(parents=True)
+        (path / "record.json").write_text("{trunc")
+    with store.claim("j1") as claimed:
+        assert claimed
+        assert not left["dead"].exists()
+        assert all(left[k].exists() for k in ("live", "other job", "other host"))
+        preds = pd.DataFrame({"y_pred": [1.0]}, index=pd.Index(["a"], name="row_id"))
+        assert store.write_job("j1", {"job_id": "j1", "n": 1}, preds)
+    assert (store.jobs_dir / "j1" / "predictions.parquet").is_file()
+
+
 def test_second_writer_of_a_job_does_not_overwrite(tmp_path):
     store = Store(tmp_path / "s")
     preds = pd.DataFrame({"y_pred": [1.0]}, index=pd.Index(["a"], name="row_id"))
@@ -138,7 +165,7 @@ def test_killed_run_resumes_without_corrupt_or_duplicate_records(tmp_path):
     final = Store(out, create=False)
     assert len(final.job_ids()) == 20
     leftovers = [p for p in final.jobs_dir.iterdir() if p.name.startswith(".")]
-    assert all(p.name.startswith((".staging-", ".lock-")) for p in leftovers)
+    assert all(p.name.startswith(".lock-") for p in leftovers)  # the dead run's staging is gone too
     # same metrics as a run that was never interrupted (deterministic on CPU)
     clean = tmp_path / "clean"
     subprocess.run(cmd[:-1] + [str(clean)], check=True, capture_output=True, timeout=300)
