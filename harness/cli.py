@@ -340,10 +340,12 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         count = rows["status"].value_counts()
         pending = int(count.get("pending", 0))
         per_fold = rows["est_seconds"].iloc[0]
+        rough = "~" if rows["est_basis"].iloc[0] == "other settings" else ""
         folds = ",".join(str(f) for f in rows.loc[rows["status"] == "pending", "fold"])
         resumes = "; ".join(f"fold {r.fold}: {r.kept}" for r in rows.itertuples() if r.kept)
         table.add_row(*map(redact, key), str(int(count.get("done", 0))), str(int(count.get("locked", 0))),
-                      f"{pending} ({folds})" if pending else "0", _duration(per_fold), _duration(pending * per_fold) if pending else "",
+                      f"{pending} ({folds})" if pending else "0", rough + _duration(per_fold),
+                      rough + _duration(pending * per_fold) if pending else "",
                       *([resumes] if kept else []))
     out.print(table)
     n = status["status"].value_counts()
@@ -357,6 +359,9 @@ def _print_plan_status(plan, out_dir: Path) -> None:
                        f"or a machine that stopped); the next run takes them over")
     if total:
         summary.append(f"estimated compute for the pending jobs: {_duration(total)}")
+    rough = int(((status["status"] == "pending") & (status["est_basis"] == "other settings")).sum()) if len(status) else 0
+    if rough:
+        summary.append(f"{rough} of them (~) estimated from the same model's runs under other settings")
     if unknown:
         summary.append(f"{unknown} pending job(s) have no finished fold to estimate from")
     out.print("; ".join(summary + ["nothing was run"]), markup=False, highlight=False, soft_wrap=True)

@@ -1071,13 +1071,17 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     computing it) or ``pending``; ``stale_lock`` marks a pending job whose lock file no process
     holds (a run killed with SIGKILL left it; the next run takes the job). ``est_seconds`` is the mean
     compute time (:func:`compute_seconds`) of the finished jobs of the same configuration in this
-    store, any fold and any seed (a seed does not change what a job computes, only its draws), NaN
-    when none has finished. ``store=None``: nothing is stored yet.
+    store, any fold and any seed (a seed does not change what a job computes, only its draws); when
+    none has finished, the mean over the same model on the same data and features under other
+    settings (``-p`` values, protocol, trials: a rough guide, ``est_basis`` says ``other settings``);
+    NaN when neither exists. ``store=None``: nothing is stored yet.
     """
     seconds: dict[Job, list[float]] = {}
+    near: dict[tuple, list[float]] = {}
     for record in store.records() if store else []:
         same_config = replace(Job.from_dict(record["job"]), fold=-1, seed=0)
         seconds.setdefault(same_config, []).append(compute_seconds(record))
+        near.setdefault(_model_on_data(same_config), []).append(compute_seconds(record))
     def status(job: Job) -> tuple[str, bool]:
         if store is not None and stored(store, job):
             return "done", False
@@ -1087,12 +1091,21 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     rows = []
     for job in jobs:
         previous = seconds.get(replace(job, fold=-1, seed=0), [])
+        basis = "same configuration" if previous else ""
+        if not previous and near.get(_model_on_data(job)):
+            previous, basis = near[_model_on_data(job)], "other settings"
         state, stale = status(job)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,
-                     "est_seconds": float(np.mean(previous)) if previous else float("nan"), "job_id": job.job_id,
+                     "est_seconds": float(np.mean(previous)) if previous else float("nan"), "est_basis": basis,
+                     "job_id": job.job_id,
                      "kept": kept_progress(store, job) if store is not None and state != "done" else ""})
     return pd.DataFrame(rows)
+
+
+def _model_on_data(job: Job) -> tuple:
+    """What a job's cost mostly depends on besides its settings: the model, the data, the features."""
+    return (job.dataset, job.target, job.model, job.featurizers, job.profile, job.split)
 
 
 def kept_progress(store: Store, job: Job) -> str:

@@ -210,6 +210,13 @@ def test_plan_status_estimates_other_seeds_from_stored_folds_with_their_resumed_
     status = runner.plan_status(later_seeds, store)
     assert (status["status"] == "pending").all()
     assert status["est_seconds"].tolist() == pytest.approx([runner.compute_seconds(record)] * 2)
+    # a variant (-p) with no finished fold of its own is estimated, roughly, from the model's other runs
+    variant = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0], params={"alpha": 0.5})
+    rough = runner.plan_status(variant, store)
+    assert rough["est_basis"].tolist() == ["other settings"] and status["est_basis"].tolist() == ["same configuration"] * 2
+    assert rough["est_seconds"].tolist() == pytest.approx([runner.compute_seconds(record)])
+    other_model = runner.plan(["mock"], ["svm"], targets=["score"], profile="smoke", folds=[0])
+    assert runner.plan_status(other_model, store)["est_seconds"].isna().all()
     # a job whose search resumed from kept trials and whose fit resumed at a kept epoch cost the
     # seconds of the earlier processes too, not only those of the process that stored it
     resumed = {"timing": {"featurize_seconds": 1.0, "search_seconds": 2.0, "fit_seconds": 3.0, "predict_seconds": 0.5},
