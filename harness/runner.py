@@ -1079,9 +1079,9 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     seconds: dict[Job, list[float]] = {}
     near: dict[tuple, list[float]] = {}
     for record in store.records() if store else []:
-        same_config = replace(Job.from_dict(record["job"]), fold=-1, seed=0)
-        seconds.setdefault(same_config, []).append(compute_seconds(record))
-        near.setdefault(_model_on_data(same_config), []).append(compute_seconds(record))
+        same_config, cost = replace(Job.from_dict(record["job"]), fold=-1, seed=0), compute_seconds(record)
+        seconds.setdefault(same_config, []).append(cost)
+        near.setdefault(_model_on_data(same_config), []).append(cost)
     def status(job: Job) -> tuple[str, bool]:
         if store is not None and stored(store, job):
             return "done", False
@@ -1092,8 +1092,8 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     for job in jobs:
         previous = seconds.get(replace(job, fold=-1, seed=0), [])
         basis = "same configuration" if previous else ""
-        if not previous and near.get(_model_on_data(job)):
-            previous, basis = near[_model_on_data(job)], "other settings"
+        if not previous and (previous := near.get(_model_on_data(job), [])):
+            basis = "other settings"
         state, stale = status(job)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,

@@ -19,7 +19,8 @@ recomputes it; an unreadable split table is moved aside to ``splits/.quarantine/
 recomputed; a torn last line of ``invocations.jsonl`` is reported and skipped. Temporary files
 (``.part-*``) and staging directories older than an hour are debris of a killed or failed writer
 and are removed when the store is opened; a job's staging directory left by a writer on this host
-that has since died is removed sooner, by the next run that takes the job's lock. Only a directory holding ``store.json`` is a store.
+that has since died is removed sooner, by the next run that takes the job's lock. Only a directory
+holding ``store.json`` is a store.
 Every record and invocation is redacted (:func:`synbench.redaction.redact`) when written and read.
 """
 
@@ -68,13 +69,18 @@ def _file_safe(name: str) -> str:
     return safe if safe == name else f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
-def _writer_tag() -> str:
-    """``<host>-<pid>`` naming a staging directory's writer: a short hash of the host name (a store
-    on a shared file system may be written from several machines) and the writing process."""
+def _host_tag() -> str:
+    """A short hash of the host name: a store on a shared file system may be written from several
+    machines, and a process id means something only on its own."""
     import hashlib
     import socket
 
-    return f"{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]}-{os.getpid()}"
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _writer_tag() -> str:
+    """``<host>-<pid>`` naming a staging directory's writer."""
+    return f"{_host_tag()}-{os.getpid()}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -363,10 +369,10 @@ class Store:
         """Remove this job's staging directories whose writer (a process on this host) is gone: a
         worker killed mid-write leaves one, and the run that takes the job next cleans it up rather
         than leaving it for the hour-old sweep. Another host's directories are left to that sweep."""
-        host = _writer_tag().split("-")[0]
-        for path in self.jobs_dir.glob(glob.escape(f".staging-{job_id}-{host}-") + "*"):
+        prefix = f".staging-{job_id}-{_host_tag()}-"
+        for path in self.jobs_dir.glob(glob.escape(prefix) + "*"):
             try:
-                pid = int(path.name[len(f".staging-{job_id}-{host}-"):].split("-")[0])
+                pid = int(path.name[len(prefix):].split("-")[0])
             except ValueError:
                 continue
             if pid != os.getpid() and not _pid_alive(pid):

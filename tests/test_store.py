@@ -77,12 +77,12 @@ def test_staging_leftovers_are_ignored(tmp_path):
 def test_the_next_claim_of_a_job_removes_staging_left_by_a_dead_writer(tmp_path):
     """A worker killed mid-write leaves its staging directory; the run that takes the job next
     removes it at once, but never a live writer's, another job's or another host's."""
-    from synbench.store import _writer_tag
+    from synbench.store import _host_tag
 
     store = Store(tmp_path / "s")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = _writer_tag().split("-")[0]
+    host = _host_tag()
     left = {
         "dead": store.jobs_dir / f".staging-j1-{host}-{dead.pid}-abcd1234",
         "live": store.jobs_dir / f".staging-j1-{host}-{os.getppid()}-abcd1234",
