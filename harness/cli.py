@@ -140,11 +140,11 @@ def _parse_params(values: Optional[List[str]]) -> dict:
 MAX_SEED = 2**32 // 100 - 1
 
 
-def _check_run_options(seed: int, n_folds: int, executor: str, jobs: int, ray_address: Optional[str]) -> None:
+def _check_run_options(seed: int, n_folds: Optional[int], executor: str, jobs: int, ray_address: Optional[str]) -> None:
     """Options of `run` that are wrong whatever the datasets and models."""
     if not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
-    if n_folds < 2:
+    if n_folds is not None and n_folds < 2:
         raise ConfigError(f"--n-folds must be at least 2 (a generated split needs rows to train on), got {n_folds}")
     if jobs > 1 and executor == "inline":
         raise ConfigError(f"--jobs {jobs} has no effect with the inline executor (one job at a time); "
@@ -415,7 +415,8 @@ def run(
     profile: str = typer.Option("cpu", help="budget profile: paper, cpu, quick (the classical baselines, BAITSAO, "
                                                   "synergy-transfer) or smoke"),
     split: Optional[str] = typer.Option(None, help="split scheme (default: the dataset's published folds, else random)"),
-    n_folds: int = typer.Option(5, help="folds for generated splits"),
+    n_folds: Optional[int] = typer.Option(None, help="folds of a generated split (default 5); a split whose folds the "
+                                                     "data fixes (published, per tissue) refuses another count"),
     folds: Optional[str] = typer.Option(None, help="run only these folds, e.g. 0,1"),
     seed: int = typer.Option(0, help="seed for generated splits, search and models"),
     seeds: Optional[str] = typer.Option(None, help="repeat every job with each of these seeds, e.g. 0,1,2 (replaces --seed)"),

@@ -39,6 +39,7 @@ from .data import CELL, TISSUE, SynergyData  # TISSUE: the cell-line column the 
 from .errors import ConfigError, SplitError
 
 SCHEMES = ("published", "random", "leave-combination-out", "leave-drug-out", "leave-cell-out", "leave-tissue-out")
+GENERATED_SCHEMES = ("random", "leave-combination-out", "leave-drug-out", "leave-cell-out")  # their fold count is n_folds
 VALID_FRACTION = 0.1
 LEAVE_TISSUE_OUT = "leave-tissue-out"
 FEW_SHOT = "tissue-few-shot"

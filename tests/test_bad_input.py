@@ -106,6 +106,12 @@ def _snapshot(root):
     (["-d", "mock", "-m", "lasso", "--ray-address", "auto"], "--ray-address applies to --executor ray only"),
     (["-d", "mock", "-m", "lasso", "--split", "random", "--n-folds", "0"], "--n-folds must be at least 2"),
     (["-d", "mock", "-m", "lasso", "--split", "random", "--n-folds", "100000"], "--n-folds 100000 is more than the 576 rows"),
+    # a split whose folds the data fixes refuses another count instead of ignoring it
+    (["-d", "mock", "-m", "lasso", "--n-folds", "3"],
+     "--n-folds 3 does not apply to split 'published' of dataset 'mock', whose 5 folds the data fixes; for 3 generated "
+     "folds add --split random"),
+    (["-d", "mock", "-m", "lasso", "--split", "leave-tissue-out", "--n-folds", "2"],
+     "--n-folds 2 does not apply to split 'leave-tissue-out' of dataset 'mock', whose 3 folds"),
     # unknown names: matched ignoring case, and the valid ones listed where there are few
     (["-d", "mock", "-m", "SVMM"], "unknown model 'SVMM'; did you mean 'svm'"),
     (["-d", "mock", "-m", "lasso", "--profile", "fast"], "has no profile 'fast' (valid: paper, cpu,"),
@@ -121,6 +127,15 @@ def test_cli_errors_leave_the_store_as_it_was(store, args, message):
     error_lines = [l for l in res.stderr.splitlines() if l.startswith("error:")]
     assert len(error_lines) == 1 and "Traceback" not in res.stderr
     assert _snapshot(store) == before
+
+
+def test_n_folds_sets_generated_splits_and_may_repeat_a_fixed_count():
+    from synbench import runner
+    def folds(**kw):
+        return sorted({j.fold for j in runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", **kw)})
+    assert folds() == folds(split="published", n_folds=5) == [0, 1, 2, 3, 4]  # the published count, given or not
+    assert folds(split="random", n_folds=3) == [0, 1, 2]
+    assert folds(split="leave-tissue-out") == folds(split="leave-tissue-out", n_folds=3) == [0, 1, 2]
 
 
 def test_names_are_matched_ignoring_case_and_usual_aliases(store):
