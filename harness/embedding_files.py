@@ -140,11 +140,22 @@ class EmbeddingFeaturizer(Featurizer):
     entity = "cell_lines"  # or "drugs"
 
     def __init__(self, path: str | None = None):
-        if not path:
-            raise ConfigError(f"featurizer '{self.name}' needs the embedding file: -f {self.name}:path=FILE "
-                              f"(CSV or Parquet; see docs/plugins.md, Embedding files)")
+        self._require_path(path)
         super().__init__(path=path)
         self.path = path
+
+    @classmethod
+    def _require_path(cls, path) -> None:
+        if not path:
+            raise ConfigError(f"featurizer '{cls.name}' needs the embedding file: -f {cls.name}:path=FILE "
+                              f"(CSV or Parquet; see docs/plugins.md, Embedding files)")
+
+    @classmethod
+    def check_inputs(cls, params: dict) -> None:
+        """Read the file once when the run is planned, so a wrong path or a malformed file fails
+        before any job starts (and before `--dry-run` counts jobs that could not run)."""
+        cls._require_path(params.get("path"))
+        read_embedding(params["path"])
 
     @classmethod
     def cache_inputs(cls, params: dict) -> dict:

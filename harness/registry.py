@@ -270,13 +270,17 @@ class Registry:
         return self.get("metric", name)
 
     def featurizer_spec(self, spec: str):
-        """The featurizer class of ``name[:opt=value,...]``, its options checked (one-line ConfigError)."""
+        """The featurizer class of ``name[:opt=value,...]``, its options checked (one-line ConfigError),
+        and the inputs they name when the class has ``check_inputs(params)`` (one-line error)."""
         from .features import parse_spec
         from .validation import check_options
 
         name, params = parse_spec(spec)
         cls = self.featurizer(name)
         check_options(cls, params)
+        check_inputs = getattr(cls, "check_inputs", None)
+        if callable(check_inputs):  # a featurizer reading a user's file checks it here, before any job or store
+            check_inputs(params)
         return cls
 
     def packages(self) -> list[str]:

@@ -347,6 +347,12 @@ def test_embedding_featurizers_run_end_to_end(data, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error:")
     assert "embedding file not found" in bad.stderr
+    assert not (tmp_path / "other").exists()  # found when the run is planned: no store, no job started
+    (tmp_path / "broken.csv").write_text("name,dim0\nA,x\n")
+    dry = subprocess.run([sys.executable, "-m", "synbench.cli", "run", "-d", "mock", "-m", "lasso", "--profile", "smoke",
+                          "--dry-run", "-f", f"drug-embedding:path={tmp_path / 'broken.csv'}"],
+                         capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 2 and "column 'dim0' is not numeric" in dry.stderr and "jobs planned" not in dry.stdout
 
 
 # -- real data (cheap: loading and splitting, no training) -----------------------------------------
