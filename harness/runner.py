@@ -252,10 +252,14 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
     protocols = list(dict.fromkeys(protocols or (DEFAULT_PROTOCOL,)))
     for p in protocols:
         if p not in PROTOCOLS:
-            raise ConfigError(f"unknown protocol '{p}'{suggest(p, PROTOCOLS)} (protocols: {', '.join(PROTOCOLS)})")
+            raise ConfigError(f"unknown protocol '{p}'{suggest(p, PROTOCOLS)}")
     for s in seeds:
         if not isinstance(s, (int, np.integer)) or s < 0:
             raise ConfigError(f"seeds must be integers of 0 or more, got {s!r}")
+    for option, values in (("--seeds", seeds), ("--folds", folds or [])):
+        repeated = sorted({v for v in values if list(values).count(v) > 1})
+        if repeated:  # the same job twice in one grid
+            raise ConfigError(f"{option} lists {', '.join(map(str, repeated))} more than once")
     n_trials = search_trials(profile, trials)
     # ``-p NAME=VALUE`` applies to every model that has NAME (the auto-added constant has none); a name
     # that no chosen model has is a typo.
