@@ -81,6 +81,17 @@ def test_multitask_log_variances_move_and_single_task_ablation(fold0):
     assert single.training_log_["tasks"] == {"score": "regression"} and single.training_log_["log_variances"] is None
 
 
+def test_training_without_validation_rows_shows_each_epoch(fold0):
+    from synbench.progress import listening
+
+    train, _, _, _ = fold0
+    messages = []
+    with listening(messages.append):
+        model = BaitsaoModel(seed=0, **{**SMOKE, "max_epochs": 3}).fit(train, None)
+    assert model.training_log_["epochs"] == 3
+    assert messages == [f"epoch {e}/3 (no validation rows: trains to the cap)" for e in (1, 2, 3)]
+
+
 def test_bf16_autocast_trains_the_same_network_to_a_similar_fit(fold0):
     train, valid, test, y_test = fold0
     fp32 = BaitsaoModel(seed=0, **SMOKE).fit(train, valid)

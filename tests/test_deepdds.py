@@ -121,6 +121,12 @@ def test_progress_names_the_quantity_it_watches(batches):
     assert len(epochs) == 2 and all("1 - validation ROC-AUC" in m for m in epochs)
     best = 1 - model.training_log_["best_valid_auc"]
     assert epochs[-1].endswith(f"(best {best:.4g})")
+    # the published schedule has no validation split: each epoch still shows, with its training loss
+    messages.clear()
+    with listening(messages.append):
+        last = DeepDDSModel(task="classification", seed=0, **{**SMOKE, "max_epochs": 2, "epoch_selection": "last"}).fit(train, None)
+    assert messages == [f"epoch {e + 1}/2: training loss {loss:.4g}"
+                        for e, loss in enumerate(last.training_log_["history"]["train_loss"])]
 
 
 def test_a_triple_is_the_mean_of_its_pair_logits(batches):

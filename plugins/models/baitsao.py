@@ -46,6 +46,7 @@ from synbench.data import Batch, drug_columns
 from synbench.errors import ConfigError, DataError
 from synbench.features import COMBINE_RULES, tabular_design
 from synbench.hookspecs import hookimpl
+from synbench.progress import report
 
 MAX_K = 10  # rows of the k embedding (the authors' size); k = 1..9 drugs
 REFERENCE = "Liu et al., Nat Commun 2025 (BAITSAO); Kendall et al. 2018 (uncertainty weighting); Gal & Ghahramani 2016 (MC dropout)"
@@ -303,7 +304,8 @@ class BaitsaoModel(Model):
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            if Xv is None:
+            if Xv is None:  # no validation rows: nothing else tells a log that training is alive
+                report(f"epoch {epoch + 1}/{int(self.max_epochs)} (no validation rows: trains to the cap)")
                 continue
             task_losses = self._valid_losses(net, Xv, Yv, kinds)
             if not task_losses:  # no validation labels for any task: train for max_epochs

@@ -70,6 +70,7 @@ from synbench.base import DEFAULT_PROFILES, PRUNE_WARMUP_EPOCHS, SEARCH_TRIALS, 
 from synbench.data import Batch, drug_columns
 from synbench.errors import ConfigError, DataError
 from synbench.hookspecs import hookimpl
+from synbench.progress import report
 
 PREDICT_ROWS = 4096  # rows per forward pass at prediction time
 EPOCH_SELECTIONS = ("validation", "last")  # best inner-validation epoch, or the published last of max_epochs
@@ -303,7 +304,8 @@ class DeepDDSModel(Model):
                 total += loss.item() * len(rows)
             epochs = epoch + 1
             history["train_loss"].append(round(total / n, 5))
-            if val_inputs is None:
+            if val_inputs is None:  # the published schedule: nothing else tells a log that training is alive
+                report(f"epoch {epochs}/{int(self.max_epochs)}: training loss {history['train_loss'][-1]:.4g}")
                 continue
             logits = self._logits(val_inputs)
             val_loss = float(F.cross_entropy(logits, y_valid_t))
