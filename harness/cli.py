@@ -138,6 +138,7 @@ def _parse_params(values: Optional[List[str]]) -> dict:
 
 # seeds reach NumPy's RandomState as seed * 100 + fold, which must stay below 2**32
 MAX_SEED = 2**32 // 100 - 1
+ROUGH_BASES = ("other settings", "other split")  # a dry run's estimates from the same model's other runs
 
 
 def _check_run_options(seed: int, n_folds: Optional[int], executor: str, jobs: int, ray_address: Optional[str]) -> None:
@@ -340,7 +341,7 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         count = rows["status"].value_counts()
         pending = int(count.get("pending", 0))
         per_fold = rows["est_seconds"].iloc[0]
-        rough = "~" if rows["est_basis"].iloc[0] == "other settings" else ""
+        rough = "~" if rows["est_basis"].iloc[0] in ROUGH_BASES else ""
         folds = ",".join(str(f) for f in rows.loc[rows["status"] == "pending", "fold"])
         resumes = "; ".join(f"fold {r.fold}: {r.kept}" for r in rows.itertuples() if r.kept)
         table.add_row(*map(redact, key), str(int(count.get("done", 0))), str(int(count.get("locked", 0))),
@@ -359,9 +360,9 @@ def _print_plan_status(plan, out_dir: Path) -> None:
                        f"or a machine that stopped); the next run takes them over")
     if total:
         summary.append(f"estimated compute for the pending jobs: {_duration(total)}")
-    rough = int(((status["status"] == "pending") & (status["est_basis"] == "other settings")).sum()) if len(status) else 0
+    rough = int(((status["status"] == "pending") & status["est_basis"].isin(ROUGH_BASES)).sum()) if len(status) else 0
     if rough:
-        summary.append(f"{rough} of them (~) estimated from the same model's runs under other settings")
+        summary.append(f"{rough} of them (~) estimated from the same model's runs under other settings or splits")
     if unknown:
         summary.append(f"{unknown} pending job(s) have no finished fold to estimate from")
     out.print("; ".join(summary + ["nothing was run"]), markup=False, highlight=False, soft_wrap=True)

@@ -1087,8 +1087,9 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     compute time (:func:`compute_seconds`) of the finished jobs of the same configuration in this
     store, any fold and any seed (a seed does not change what a job computes, only its draws); when
     none has finished, the mean over the same model on the same data and features under other
-    settings (``-p`` values, protocol, trials: a rough guide, ``est_basis`` says ``other settings``);
-    NaN when neither exists. ``store=None``: nothing is stored yet.
+    settings (``-p`` values, protocol, trials: a rough guide, ``est_basis`` says ``other settings``),
+    else under another split of the same data (a tissue fraction, another scheme: ``other split``);
+    NaN when none exists. ``store=None``: nothing is stored yet.
     """
     seconds: dict[Job, list[float]] = {}
     near: dict[tuple, list[float]] = {}
@@ -1096,6 +1097,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         same_config, cost = replace(Job.from_dict(record["job"]), fold=-1, seed=0), compute_seconds(record)
         seconds.setdefault(same_config, []).append(cost)
         near.setdefault(_model_on_data(same_config), []).append(cost)
+        near.setdefault(_model_on_data(same_config)[:-1], []).append(cost)  # any split
     def status(job: Job) -> tuple[str, bool]:
         if store is not None and stored(store, job):
             return "done", False
@@ -1108,6 +1110,8 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         basis = "same configuration" if previous else ""
         if not previous and (previous := near.get(_model_on_data(job), [])):
             basis = "other settings"
+        if not previous and (previous := near.get(_model_on_data(job)[:-1], [])):
+            basis = "other split"
         state, stale = status(job)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,
@@ -1118,7 +1122,8 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
 
 
 def _model_on_data(job: Job) -> tuple:
-    """What a job's cost mostly depends on besides its settings: the model, the data, the features."""
+    """What a job's cost mostly depends on besides its settings: the model, the data, the features
+    (and, last, so that ``[:-1]`` drops it, the split)."""
     return (job.dataset, job.target, job.model, job.featurizers, job.profile, job.split)
 
 

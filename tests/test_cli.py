@@ -215,6 +215,9 @@ def test_plan_status_estimates_other_seeds_from_stored_folds_with_their_resumed_
     rough = runner.plan_status(variant, store)
     assert rough["est_basis"].tolist() == ["other settings"] and status["est_basis"].tolist() == ["same configuration"] * 2
     assert rough["est_seconds"].tolist() == pytest.approx([runner.compute_seconds(record)])
+    other_split = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0], split="leave-tissue-out")
+    rougher = runner.plan_status(other_split, store)
+    assert rougher["est_basis"].tolist() == ["other split"] and rougher["est_seconds"].tolist() == rough["est_seconds"].tolist()
     other_model = runner.plan(["mock"], ["svm"], targets=["score"], profile="smoke", folds=[0])
     assert runner.plan_status(other_model, store)["est_seconds"].isna().all()
     # a job whose search resumed from kept trials and whose fit resumed at a kept epoch cost the
