@@ -272,13 +272,25 @@ def datasets(ctx: typer.Context, data_dir: Optional[Path] = typer.Option(None, h
         for e in get_registry().entries("dataset"):
             try:
                 d = load_dataset(e.name, str(data_dir) if data_dir else None)
-                targets = ", ".join(f"{t.name} ({t.task[:5]})" for t in d.targets.values())
-                schemes = ", ".join(dict.fromkeys([*e.obj.split_schemes, *d.published_splits]))
+                targets = ", ".join(f"{t.name} ({t.task})" for t in d.targets.values())
+                schemes = ", ".join(_split_schemes(e.obj, d))
                 table.add_row(e.name, f"{len(d.combinations):,}", str(len(d.drugs)), str(len(d.cell_lines)), targets,
                               schemes, _coverage_summary(d), "ok")
             except SynbenchError as exc:
                 table.add_row(e.name, "", "", "", "", ", ".join(e.obj.split_schemes), "", f"unavailable: {exc}")
         out.print(table)
+        out.print("Every dataset also takes --split cross:DATASET (train on another dataset, test on this one).",
+                  markup=False, highlight=False)
+
+
+def _split_schemes(cls, data) -> list[str]:
+    """The split schemes a dataset takes, as `--split` is written (with the tissue fractions' form)."""
+    from .splits import FEW_SHOT, LEAVE_TISSUE_OUT
+
+    schemes = list(dict.fromkeys([*cls.split_schemes, *data.published_splits]))
+    if LEAVE_TISSUE_OUT in schemes:
+        schemes.insert(schemes.index(LEAVE_TISSUE_OUT) + 1, f"{FEW_SHOT}:fraction=F")
+    return schemes
 
 
 @datasets_app.command("show")
@@ -295,7 +307,7 @@ def datasets_show(ctx: typer.Context, name: str = typer.Argument(..., help="data
         d = load_dataset(name, str(data_dir) if data_dir else None)
         out.print(f"{name}: {cls.description}", markup=False, highlight=False)
         out.print(f"{len(d.combinations):,} rows, {len(d.drugs)} drugs, {len(d.cell_lines)} cell lines; split schemes: "
-                  f"{', '.join(dict.fromkeys([*cls.split_schemes, *d.published_splits]))}", markup=False, highlight=False)
+                  f"{', '.join(_split_schemes(cls, d))}", markup=False, highlight=False)
         for t in d.targets.values():
             out.print(f"  target {t.name} ({t.task}): {t.description}", markup=False, highlight=False)
         # coverage by what each registered featurizer reads (one that reads nothing covers every entity)
@@ -828,7 +840,7 @@ def pretrain(
                                    profile=profile, params=_parse_params(param), exclude=exclude_overlap or (), seed=seed,
                                    data_dir=str(data_dir) if data_dir else None)
         log = summary["training_log"] or {}
-        tasks = ", ".join(f"{n} ({t[:5]})" for n, t in summary["tasks"].items())
+        tasks = ", ".join(f"{n} ({t})" for n, t in summary["tasks"].items())
         console.print(f"pre-trained '{model}' on {summary['rows']:,} rows ({summary['train']:,} train, {summary['valid']:,} validation; "
                       f"{summary['dropped']:,} overlapping rows dropped), {summary['combinations']:,} combinations, tasks: {tasks}",
                       markup=False, highlight=False)

@@ -149,6 +149,9 @@ def test_cli_datasets_show_and_list_without_data(tmp_path):
     assert listing.exit_code == 0, listing.output
     rows = {line.split()[0]: line for line in listing.stdout.splitlines() if line.strip()}
     assert "coverage" in rows["name"] and "SMILES 12/12; expression 6/6; descriptions 12/12, 6/6" in rows["mock"]
+    # targets name their task in full; the schemes are written as --split takes them
+    assert "score (regression), synergistic (classification)" in rows["mock"]
+    assert "leave-tissue-out, tissue-few-shot:fraction=F" in rows["mock"] and "--split cross:DATASET" in listing.stdout
     assert "unavailable" in rows["oneil-drugcomb"] and "unavailable" in rows["drugcomb-cloud"]
     load_dataset.cache_clear()
 
