@@ -163,18 +163,17 @@ class Leaderboard:
         s["column"] = s["dataset"] + np.where(named, " [" + s["split"].astype(str) + "]", "") + "/" + s["target"] + " " + s["metric"]
         order = list(dict.fromkeys(s.sort_values(["dataset", "target", "metric_order"])["column"]))
         wide = s.pivot_table(index=METHOD_COLS, columns="column", values="cell", aggfunc="first")[order]
-        rank_cols = self.ranks.pivot_table(index=METHOD_COLS, columns="metric", values="avg_rank")
-        rank_cols.columns = [f"avg rank {c}" for c in rank_cols.columns]
-        wide = wide.join(rank_cols, how="left")
+        if len(self.ranks):
+            # best first by the mean of the method's average ranks over the metrics it is ranked on
+            # in every cell: a method still missing the folds of some cells is placed by the metrics
+            # it has complete, and one ranked in only some cells of a metric after those
+            rank_cols, order = rank_order(self.ranks, METHOD_COLS)
+            rank_cols = rank_cols[[m for m in dict.fromkeys(s.sort_values("metric_order")["metric"]) if m in rank_cols.columns]]
+            rank_cols.columns = [f"avg rank {c}" for c in rank_cols.columns]
+            wide = wide.join(rank_cols, how="left")
+            wide = wide.loc[[m for m in order if m in wide.index] + [m for m in wide.index if m not in set(order)]]
         if self.flags is not None and len(self.flags):
             wide = wide.join(self.flags.set_index(METHOD_COLS)[["trials", "flags"]], how="left")
-        rank_names = [c for c in wide.columns if c.startswith("avg rank")]
-        if rank_names:
-            # best first by the mean of the method's average ranks over the metrics it is ranked on:
-            # a method still missing the folds of some cells is placed by the cells it has
-            overall = wide[rank_names].mean(axis=1, skipna=True)
-            wide = wide.assign(_overall=overall).sort_values("_overall", na_position="last", kind="stable")
-            wide = wide.drop(columns="_overall")
         return wide.reset_index().astype(object).fillna("")  # object first: "" is no float fill value
 
     def to_csv(self, path) -> None:
@@ -379,7 +378,7 @@ def build(metrics: pd.DataFrame, metric_names=None, registry=None, records: list
     if frame.empty:
         return Leaderboard(pd.DataFrame(columns=METHOD_COLS + ["dataset", "target", "metric", "mean", "std", "n_folds",
                                                                "n_failed", "expected", "metric_order"]),
-                           pd.DataFrame(columns=METHOD_COLS + ["metric", "avg_rank"]))
+                           pd.DataFrame(columns=METHOD_COLS + ["metric", "avg_rank", "n_ranked", "n_cells"]))
     keys = METHOD_COLS + ["dataset", "target", "split", "metric"]
     frame = frame.copy()
     # A correlation left undefined by a constant prediction (records written before constant
@@ -412,8 +411,30 @@ def build(metrics: pd.DataFrame, metric_names=None, registry=None, records: list
         worst = -np.inf if higher else np.inf
         score = complete["mean"].where(complete["n_defined"] == complete["n_folds"], worst).fillna(worst)
         summary.loc[complete.index, "rank"] = score.rank(ascending=not higher, method="average")
-    ranks = summary.groupby(METHOD_COLS + ["metric"], dropna=False)["rank"].mean().rename("avg_rank").reset_index()
+    ranks = summary.groupby(METHOD_COLS + ["metric"], dropna=False)["rank"].agg(avg_rank="mean", n_ranked="count").reset_index()
+    # the cells of each metric in which any method is ranked: an average over fewer of them is partial
+    ranked = summary.loc[summary["rank"].notna(), ["metric", "dataset", "target", "split"]].drop_duplicates()
+    ranked_cells = ranked["metric"].value_counts()
+    ranks["n_cells"] = ranks["metric"].map(ranked_cells).fillna(0).astype(int)
     return Leaderboard(summary, ranks, method_flags(records) if records is not None else None)
+
+
+def rank_order(ranks: pd.DataFrame, index_cols) -> tuple[pd.DataFrame, list]:
+    """The average ranks laid out one column per metric (index: ``index_cols``), each shown as a
+    number where the method is ranked in every cell of that metric and as ``"1.00 (1/3 cells)"``
+    where it is ranked in only some; and the methods best first: by the mean of their complete
+    average ranks over metrics, then those with partial ones only (by their mean), then the rest.
+    A method that has run one cell of three is never placed above methods ranked on all three."""
+    full = ranks["n_ranked"] == ranks["n_cells"]
+    shown = ranks.assign(shown=[a if f or not np.isfinite(a) else f"{a:.2f} ({k}/{n} cells)"
+                                for a, f, k, n in zip(ranks["avg_rank"], full, ranks["n_ranked"], ranks["n_cells"])])
+    table = shown.pivot_table(index=index_cols, columns="metric", values="shown", aggfunc="first", dropna=False)
+    complete = ranks.assign(avg_rank=ranks["avg_rank"].where(full)).pivot_table(
+        index=index_cols, columns="metric", values="avg_rank", dropna=False).mean(axis=1, skipna=True)
+    partial = ranks.pivot_table(index=index_cols, columns="metric", values="avg_rank", dropna=False).mean(axis=1, skipna=True)
+    keys = pd.DataFrame({"tier": np.where(complete.notna(), 0, np.where(partial.notna(), 1, 2)),
+                         "score": complete.fillna(partial)}).reindex(table.index)
+    return table, list(keys.sort_values(["tier", "score"], kind="stable").index)
 
 
 def provenance_markdown(records: list[dict], invocations: list[dict]) -> str:

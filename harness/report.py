@@ -647,7 +647,8 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             "still improving, a final model that learnt from the inner-training rows only, beside methods whose final fit "
             "learnt from every training row). Methods are "
             "listed best first by the mean of "
-            "their average ranks over the metrics they are ranked on. Each method's featurizers and profile are in the "
+            "their average ranks over the metrics they are ranked on in every cell; a method ranked in only some "
+            "cells of a metric shows how many (`1.00 (1/3 cells)`) and is listed after those ranked in all. Each method's featurizers and profile are in the "
             "Methods table above; `synbench leaderboard` prints the same numbers.")
     for dataset in datasets_seen:
         wide = lb.build(runs.metrics[runs.metrics["dataset"] == dataset], metric_names,
@@ -658,14 +659,17 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     if len(datasets_seen) > 1:
         ranks = board.ranks.copy()
         ranks["method"] = [labels(r) for _, r in ranks.iterrows()]
-        wide = ranks.pivot_table(index="method", columns="metric", values="avg_rank")
-        wide = wide[[m for m in names if m in wide.columns]]
-        # best first by the mean of the average ranks over every metric (not by the first column alone)
-        wide = wide.assign(_overall=wide.mean(axis=1, skipna=True)).sort_values("_overall", na_position="last", kind="stable")
-        wide = wide.drop(columns="_overall")
+        # best first by the mean of the complete average ranks over every metric (not by the first
+        # column alone); a method ranked in only some of a metric's cells says so and comes after
+        wide, order = lb.rank_order(ranks, "method")
+        ranked = set(ranks.loc[ranks["avg_rank"].notna(), "method"])  # a method ranked nowhere has no row
+        wide = wide.loc[[m for m in order if m in ranked], [m for m in names if m in wide.columns]]
         rep.add("### Average rank across all datasets",
+                "A method ranked in only some of a metric's dataset/target cells shows how many (`2.00 (1/3 cells)`) "
+                "and is listed after the methods ranked in all of them.",
                 md_table(["method"] + [f"avg rank {m}" for m in wide.columns],
-                         [[i] + [_num(v, 2) for v in row] for i, row in zip(wide.index, wide.to_numpy())]))
+                         [[i] + [v if isinstance(v, str) else _num(v, 2) for v in row]
+                          for i, row in zip(wide.index, wide.to_numpy())]))
 
     # -- cross-dataset coverage: which test entities the training dataset never had (a score on
     # unseen drugs and cell lines is a different claim from one on seen ones)

@@ -105,6 +105,28 @@ def test_leaderboard_orders_methods_by_their_ranks_so_far():
     assert wide.set_index("model").loc["new", "d/t2 accuracy"] == "0.900 (1/2 folds)"
 
 
+def test_a_method_ranked_in_some_cells_of_a_metric_is_not_placed_above_those_ranked_in_all():
+    # 'early' has finished one target of three and is best there; its average over that one cell
+    # (1.00) must not put it above methods ranked in all three, and the board says it is partial
+    import pandas as pd
+
+    from synbench.leaderboard import build, rank_order
+
+    rows = []
+    for model, per_target in (("early", {"t1": 0.9}), ("steady", {"t1": 0.7, "t2": 0.7, "t3": 0.7}),
+                              ("weak", {"t1": 0.5, "t2": 0.5, "t3": 0.5})):
+        for target, value in per_target.items():
+            rows += [{"model": model, "featurizers": "", "profile": "cpu", "dataset": "d", "target": target,
+                      "split": "published", "fold": fold, "metric": "pcc", "value": value + 0.01 * fold} for fold in (0, 1)]
+    board = build(pd.DataFrame(rows), ["pcc"])
+    wide = board.wide().set_index("model")
+    assert list(wide.index) == ["steady", "weak", "early"]
+    assert wide.loc["early", "avg rank pcc"] == "1.00 (1/3 cells)" and wide.loc["steady", "avg rank pcc"] == 4 / 3
+    ranks = board.ranks.assign(method=board.ranks["model"])
+    table, order = rank_order(ranks, "method")
+    assert order == ["steady", "weak", "early"] and table.loc["weak", "pcc"] == 7 / 3
+
+
 def test_a_grid_stored_half_way_is_partial_for_every_method():
     # every method has folds 0-1 of a 5-fold split (a run still going, or --folds 0,1): the board
     # must not call two folds a complete mean, nor rank methods on them
