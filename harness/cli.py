@@ -718,7 +718,7 @@ def splits_export(
     dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name"),
     out_path: Path = typer.Option(..., "--out", help="file to write: .csv, .csv.gz or .parquet"),
     split: Optional[str] = typer.Option(None, help="split scheme (default: the dataset's published folds, else random)"),
-    n_folds: int = typer.Option(5, help="folds for generated splits"),
+    n_folds: Optional[int] = typer.Option(None, help="folds of a generated split (default 5), as given to `synbench run`"),
     seed: int = typer.Option(0, help="seed of the split, as given to `synbench run`"),
     data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
 ):
@@ -741,7 +741,7 @@ def score(
     method: str = typer.Option(..., "--method", help="the method's name on leaderboards and reports"),
     out_dir: Path = typer.Option(..., "--out", help="result store directory (created if missing)"),
     split: Optional[str] = typer.Option(None, help="split scheme the folds were exported with"),
-    n_folds: int = typer.Option(5, help="folds the split was exported with (generated splits)"),
+    n_folds: Optional[int] = typer.Option(None, help="folds the split was exported with (generated splits; default 5)"),
     seed: int = typer.Option(0, help="seed the split was exported with"),
     data_dir: Optional[Path] = typer.Option(None, help=DATA_DIR_HELP),
 ):
@@ -756,7 +756,8 @@ def score(
                           data_dir=str(data_dir) if data_dir else None)
         # the command from the arguments, so it reads the same however the command was invoked
         command = ["synbench", "score", str(predictions), "-d", dataset, "-t", target, "--method", method, "--out", str(out_dir),
-                   *(["--split", split] if split else []), "--n-folds", str(n_folds), "--seed", str(seed)]
+                   *(["--split", split] if split else []), *(["--n-folds", str(n_folds)] if n_folds is not None else []),
+                   "--seed", str(seed)]
         Store(out_dir, create=False).log_invocation({
             "command": shlex.join(command), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "jobs": done["folds"], "pending": done["written"], "versions": package_versions(), "git_commit": git_commit()})

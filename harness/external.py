@@ -27,7 +27,7 @@ from .leaderboard import EXTERNAL_PROFILE, same_result
 from .metrics import score_predictions
 from .registry import get_registry
 from .runner import Job, _jsonable, load_dataset, load_job_data, prepare
-from .splits import SCHEMES, check_scheme, check_splits, make_splits, n_folds_of
+from .splits import GENERATED_SCHEMES, check_scheme, check_splits, fold_count, make_splits
 from .store import Store
 
 COLUMNS = ("row_id", "fold", "y_pred")
@@ -45,7 +45,7 @@ def _format(path: Path) -> str:
     raise ConfigError(f"{path}: give a .csv, .csv.gz or .parquet file name")
 
 
-def resolve_split(dataset: str, split: str | None, n_folds: int, seed: int,
+def resolve_split(dataset: str, split: str | None, n_folds: int | None, seed: int,
                   data_dir: str | None) -> tuple[SynergyData, str, int]:
     """The data, scheme and fold count a run with the same options would use (as ``runner.plan``)."""
     if seed < 0:
@@ -53,12 +53,12 @@ def resolve_split(dataset: str, split: str | None, n_folds: int, seed: int,
     get_registry().dataset(dataset)
     data = load_dataset(dataset, data_dir)
     scheme = check_scheme(data, split or ("published" if data.fold_column else "random"))  # one line if unknown
-    if n_folds < 2 and scheme in SCHEMES[1:]:  # generated schemes; published ones fix their folds
+    if n_folds is not None and n_folds < 2 and scheme in GENERATED_SCHEMES:
         raise ConfigError("--n-folds must be at least 2")
-    return load_job_data(dataset, scheme, data_dir), scheme, n_folds_of(data, scheme, n_folds)
+    return load_job_data(dataset, scheme, data_dir), scheme, fold_count(data, scheme, n_folds)
 
 
-def export_table(dataset: str, split: str | None = None, n_folds: int = 5, seed: int = 0,
+def export_table(dataset: str, split: str | None = None, n_folds: int | None = None, seed: int = 0,
                  data_dir: str | None = None) -> pd.DataFrame:
     """One row per (fold, row_id): role (train / valid / test), entity keys, and every target of the
     dataset, blank on the fold's test rows."""
@@ -78,7 +78,7 @@ def export_table(dataset: str, split: str | None = None, n_folds: int = 5, seed:
     return out.reset_index(drop=True)
 
 
-def export_splits(dataset: str, out: str | Path, split: str | None = None, n_folds: int = 5, seed: int = 0,
+def export_splits(dataset: str, out: str | Path, split: str | None = None, n_folds: int | None = None, seed: int = 0,
                   data_dir: str | None = None) -> dict:
     out = Path(out)
     kind = _format(out)
@@ -228,7 +228,7 @@ def _record(job: Job, task: str, metrics: dict, n_rows: dict, data: SynergyData,
 
 
 def score(predictions: str | Path, dataset: str, target: str, method: str, out: str | Path, split: str | None = None,
-          n_folds: int = 5, seed: int = 0, data_dir: str | None = None) -> dict:
+          n_folds: int | None = None, seed: int = 0, data_dir: str | None = None) -> dict:
     """Check a predictions file and store it as one job per fold of ``method``. Everything is checked
     before the store is touched; scoring the same file again stores nothing new, and a store that
     already holds different predictions for the method keeps them (an error says so)."""

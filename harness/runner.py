@@ -32,8 +32,8 @@ from .features import featurize, parse_spec
 from .metrics import score_predictions
 from .neural import model_code, progress_path
 from .registry import get_registry, suggest
-from .splits import (CROSS, EXTERNAL, GENERATED_SCHEMES, check_scheme, check_splits, describe_coverage, entity_coverage,
-                     fold_groups, fold_ids, make_splits, n_folds_of, with_cross, with_external)
+from .splits import (CROSS, EXTERNAL, check_scheme, check_splits, describe_coverage, entity_coverage,
+                     fold_count, fold_groups, fold_ids, make_splits, with_cross, with_external)
 from .store import Store
 
 SELECTION_METRIC = {"regression": ("mse", False), "classification": ("roc_auc", True)}
@@ -235,15 +235,12 @@ def search_trials(profile: str, trials: int | None = None) -> int:
     return SEARCH_TRIALS.get(profile, SEARCH_TRIALS["cpu"])
 
 
-DEFAULT_N_FOLDS = 5
-
-
 def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=None, n_folds=None, seed=0,
          folds=None, params=None, data_dir=None, protocols=(DEFAULT_PROTOCOL,), seeds=None, trials=None) -> list[Job]:
     """Expand the grid. ``targets=None`` means every target of each dataset; ``split=None`` means the
-    dataset's published folds when it has them, else ``random``. ``n_folds`` sets the folds of a
-    generated split (default :data:`DEFAULT_N_FOLDS`); given for a split whose folds the data fixes
-    (published folds, one per tissue) with another count, it is an error rather than ignored.
+    dataset's published folds when it has them, else ``random``. ``n_folds``: see
+    :func:`synbench.splits.fold_count` (the folds of a generated split; another count than the one
+    the data fixes for a published or per-tissue split is an error).
     ``seeds`` repeats every job with each seed (default: ``seed`` alone); ``protocols`` runs every
     job under each search protocol."""
     registry = get_registry()
@@ -283,11 +280,7 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
         registry.dataset(ds_name)
         data = load_dataset(ds_name, data_dir)
         scheme = check_scheme(data, split or ("published" if data.fold_column else "random"))  # one line if unknown
-        n = n_folds_of(data, scheme, DEFAULT_N_FOLDS if n_folds is None else n_folds)
-        if n_folds is not None and n != n_folds:  # the data fixes this scheme's folds
-            raise ConfigError(f"--n-folds {n_folds} does not apply to split '{scheme}' of dataset '{ds_name}', whose "
-                              f"{n} folds the data fixes; for {n_folds} generated folds add --split "
-                              f"{GENERATED_SCHEMES[0]} (or {', '.join(GENERATED_SCHEMES[1:])})")
+        n = fold_count(data, scheme, n_folds)
         if n < 1:
             raise ConfigError(f"--n-folds must be at least 1 (2 or more for cross-validation), got {n}")
         if n > len(data.combinations):  # else minutes of planning empty folds before the split fails

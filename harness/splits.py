@@ -410,6 +410,21 @@ def n_folds_of(data: SynergyData, scheme: str, n_folds: int) -> int:
     return n_folds
 
 
+DEFAULT_N_FOLDS = 5
+
+
+def fold_count(data: SynergyData, scheme: str, n_folds: int | None) -> int:
+    """The folds a run of ``scheme`` has: ``n_folds`` (default :data:`DEFAULT_N_FOLDS`) for a
+    generated split; for one whose folds the data fixes (published, one per tissue), that count,
+    and a ConfigError when ``n_folds`` was given as another count rather than ignoring it."""
+    n = n_folds_of(data, scheme, DEFAULT_N_FOLDS if n_folds is None else n_folds)
+    if n_folds is not None and n != n_folds:
+        raise ConfigError(f"--n-folds {n_folds} does not apply to split '{scheme}' of dataset '{data.name}', whose "
+                          f"{n} folds the data fixes; for {n_folds} generated folds add --split "
+                          f"{GENERATED_SCHEMES[0]} (or {', '.join(GENERATED_SCHEMES[1:])})")
+    return n
+
+
 def _from_published(data: SynergyData, scheme: str, seed: int) -> pd.DataFrame:
     split = data.published_splits[scheme]
     table, dcols = split.table, data.drug_columns

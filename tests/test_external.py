@@ -164,6 +164,7 @@ def test_bad_predictions_are_one_line_errors_and_touch_nothing(scored, tmp_path,
     (["--method", "../x"], "must start with a letter or digit"),
     (["--method", "mine", "--split", "randon"], "did you mean 'random'"),
     (["--method", "mine", "-t", "scor"], "no target 'scor'"),
+    (["--method", "mine", "--n-folds", "3"], "--n-folds 3 does not apply to split 'published' of dataset 'mock'"),
 ])
 def test_bad_options_are_one_line_errors(scored, tmp_path, args, message):
     root, _, _ = scored
@@ -173,6 +174,8 @@ def test_bad_options_are_one_line_errors(scored, tmp_path, args, message):
     assert not (tmp_path / "store").exists()
     res = _invoke("splits", "export", "-d", "mock", "--out", tmp_path / "folds.xlsx")
     assert res.exit_code == 2 and ".csv, .csv.gz or .parquet" in res.output
+    res = _invoke("splits", "export", "-d", "mock", "--split", "leave-tissue-out", "--n-folds", "5", "--out", tmp_path / "f.csv")
+    assert res.exit_code == 2 and "whose 3 folds the data fixes" in res.output and not (tmp_path / "f.csv").exists()
 
 
 def test_a_job_in_two_stores_counts_once(scored, tmp_path):
