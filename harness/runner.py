@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 import os
 import sys
 import time
@@ -254,7 +255,7 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
         if not isinstance(s, (int, np.integer)) or s < 0:
             raise ConfigError(f"seeds must be integers of 0 or more, got {s!r}")
     for option, values in (("--seeds", seeds), ("--folds", folds or [])):
-        repeated = sorted({v for v in values if list(values).count(v) > 1})
+        repeated = sorted(v for v, n in Counter(values).items() if n > 1)
         if repeated:  # the same job twice in one grid
             raise ConfigError(f"{option} lists {', '.join(map(str, repeated))} more than once")
     n_trials = search_trials(profile, trials)
@@ -262,15 +263,16 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
     # that no chosen model has is a typo.
     model_params = {}
     known = set()
+    specs: dict[str, None] = {}  # the featurizer specs of every model, in order
     for model_name in models:
         model_cls = registry.model(model_name)
         resolve_profile(model_cls, profile)
         valid_params = set(model_cls.param_names())
         known |= valid_params
         model_params[model_name] = tuple(sorted((k, v) for k, v in params.items() if k in valid_params))
-        feats = _featurizers_for(model_cls, featurizers)
-        for f in feats:
-            registry.featurizer_spec(f)  # unknown names and bad options fail before any job runs
+        specs.update(dict.fromkeys(_featurizers_for(model_cls, featurizers)))
+    for f in specs:  # once per distinct spec: a user's embedding file is read once, however many models use it
+        registry.featurizer_spec(f)  # unknown names, bad options and unreadable inputs fail before any job runs
     for key in params:
         if key not in known:
             owners = f"model '{models[0]}' has" if len(models) == 1 else "models " + ", ".join(map(repr, models)) + " have"
