@@ -588,8 +588,8 @@ def leaderboard(
     metric: Optional[List[str]] = typer.Option(None, "--metric", help="metrics to show (default: PCC, MSE, ROC-AUC, accuracy)"),
     all_metrics: bool = typer.Option(False, "--all-metrics", help="show every registered metric"),
     dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="only these datasets"),
-    markdown: Optional[Path] = typer.Option(None, help="write Markdown here (default: <store>/leaderboard.md)"),
-    csv: Optional[Path] = typer.Option(None, help="write the tidy summary CSV here (default: <store>/leaderboard.csv)"),
+    markdown: Optional[Path] = typer.Option(None, help="write Markdown here (default: <store>/leaderboard.md, for one whole store)"),
+    csv: Optional[Path] = typer.Option(None, help="write the tidy summary CSV here (default: <store>/leaderboard.csv, for one whole store)"),
     no_write: bool = typer.Option(False, "--no-write", help="only print, write no files"),
 ):
     """Models x (dataset, target, metric) as mean ± std over folds, with average ranks per metric."""
@@ -618,16 +618,27 @@ def leaderboard(
         for _, row in wide.iterrows():
             table.add_row(*[lb._cell(v) for v in row])
         out.print(table)
-        if not no_write:
+        # a store's own leaderboard files hold that whole store's board: a board of several stores or
+        # of some datasets goes only to the files the user names, never over the first store's board
+        # (`synbench verify` checks leaderboard.csv against that board, with the default metrics)
+        partial = [why for why, applies in ((f"combines {len(roots)} stores", len(roots) > 1),
+                                            ("shows some datasets only", bool(dataset)),
+                                            ("shows other metrics than the default", bool(metric) or all_metrics)) if applies]
+        whole_store = not partial
+        if partial and not no_write and markdown is None and csv is None:
+            console.print(f"not written: this board {' and '.join(partial)}, and a store's leaderboard files hold its "
+                          "whole default board; name files with --markdown/--csv", markup=False, highlight=False)
+        elif not no_write:
             import io
 
-            md_path = markdown or Path(roots[0]) / "leaderboard.md"
-            csv_path = csv or Path(roots[0]) / "leaderboard.csv"
             buffer = io.StringIO()
             board.to_csv(buffer)
-            outputs = [(md_path, GENERATED_MD + board.to_markdown(), markdown is not None),
-                       (csv_path, buffer.getvalue(), csv is not None)]
-            if len(roots) == 1:
+            outputs = []
+            if markdown is not None or whole_store:
+                outputs.append((markdown or Path(roots[0]) / "leaderboard.md", GENERATED_MD + board.to_markdown(), markdown is not None))
+            if csv is not None or whole_store:
+                outputs.append((csv or Path(roots[0]) / "leaderboard.csv", buffer.getvalue(), csv is not None))
+            if whole_store:
                 store = Store(roots[0], create=False)
                 outputs.append((Path(roots[0]) / "PROVENANCE.md",
                                 GENERATED_MD + lb.provenance_markdown(store.records(), store.invocations()), False))

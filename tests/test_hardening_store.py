@@ -344,6 +344,26 @@ def test_leaderboard_never_overwrites_a_file_it_did_not_write(store_dir, tmp_pat
     assert "| constant |" in mine.read_text()
 
 
+def test_a_board_that_is_not_one_whole_store_never_replaces_a_stores_board(store_dir, tmp_path):
+    """Defect: `leaderboard A B` (or `-d`, or `--metric`) wrote its board over A's leaderboard.md and
+    leaderboard.csv, so A's own board held another store's rows and `verify A` then failed."""
+    assert _invoke("leaderboard", store_dir).exit_code == 0
+    other = tmp_path / "other"
+    shutil.copytree(store_dir, other)
+    before = _snapshot(store_dir)
+    for args, why in (([other], "combines 2 stores"), (["-d", "mock"], "shows some datasets only"),
+                      (["--metric", "pcc"], "shows other metrics than the default")):
+        res = _invoke("leaderboard", store_dir, *args)
+        assert res.exit_code == 0, res.output
+        assert res.output.strip().splitlines()[-1] == (f"not written: this board {why}, and a store's leaderboard "
+                                                       "files hold its whole default board; name files with --markdown/--csv")
+        assert _snapshot(store_dir) == before
+    named = tmp_path / "both.md"
+    res = _invoke("leaderboard", store_dir, other, "--markdown", named)
+    assert res.exit_code == 0 and res.output.strip().splitlines()[-1] == f"wrote {named}"
+    assert "| constant |" in named.read_text() and _snapshot(store_dir) == before  # no CSV into the first store
+
+
 # -- 10: temporary files of failed writes are removed ----------------------------------------------
 def test_a_failed_split_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     store = Store(tmp_path / "s")
