@@ -38,3 +38,8 @@ for split in tissue-few-shot:fraction=0 tissue-few-shot:fraction=0.1 tissue-few-
 done
 
 [ -n "$DRY_RUN" ] || { synbench leaderboard $STORE; synbench leaderboard results/oneil-zip-cross; }
+
+# Its own queue done, this stream lends its core to the classical baselines' queue, the longest
+# that is left: a second worker on reference_runs_baselines.sh, which skips every job stored or
+# locked by the baselines stream (each job is claimed with a lock file), so the two share its jobs.
+[ -n "$DRY_RUN" ] || benchmarks/reference_runs_baselines.sh
