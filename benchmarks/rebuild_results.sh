@@ -12,6 +12,8 @@ STORES=(results/d1-oneil-cpu results/d3-deepdds results/oneil-zip-cpu results/d3
 [ -f results/d1-transfer/store.json ] && STORES+=(results/d1-transfer)
 # cross-dataset: trained on the O'Neil ZIP scores, tested on CLOUD and FORCINA
 [ -f results/oneil-zip-cross/store.json ] && STORES+=(results/oneil-zip-cross)
+# BERT's training strategies (frozen, LoRA, full) at one reduced budget
+[ -f results/bert-strategies/store.json ] && STORES+=(results/bert-strategies)
 for store in "${STORES[@]}"; do
     synbench leaderboard "$store" > /dev/null
     synbench report "$store" --out "$store/report.html"

@@ -39,6 +39,21 @@ done
 
 [ -n "$DRY_RUN" ] || { synbench leaderboard $STORE; synbench leaderboard results/oneil-zip-cross; }
 
+# BERT's training strategies side by side (issue: frozen vs LoRA vs full). Full or LoRA fine-tuning
+# at 512 tokens over every row is some 20-30 CPU-hours a fold (plugins/models/bert.py), so here all
+# three share one reduced budget, the same for each: 128 tokens, 5 epochs of 1,600 fresh training
+# rows, 400 validation rows, no search (each at its strategy's usual learning rate: 1e-4 to
+# fine-tune every weight, 1e-3 for LoRA's adapters and for a frozen encoder's head), fold 0 of D1
+# Loewe and of D3, in a store of their own. The records hold each one's cost (wall and CPU time,
+# peak memory, trainable parameters).
+BERT_BUDGET=(-p max_length=128 -p rows_per_epoch=1600 -p epochs=5 -p valid_rows=400 -p warmup=0.1 --trials 0 --folds 0 --no-constant)
+for data in "d1-oneil -t loewe" "d3-deepdds"; do
+    for strategy in "frozen -p lr=1e-3" "lora -p lr=1e-3" "full -p lr=1e-4"; do
+        # shellcheck disable=SC2086 # the dataset, target and strategy words split on purpose
+        run -d $data -m bert "${BERT_BUDGET[@]}" -p strategy=$strategy --out results/bert-strategies
+    done
+done
+
 # Its own queue done, this stream lends its core to the classical baselines' queue, the longest
 # that is left: a second worker on reference_runs_baselines.sh, which skips every job stored or
 # locked by the baselines stream (each job is claimed with a lock file), so the two share its jobs.
