@@ -457,6 +457,15 @@ def curves_plot(curves: dict[str, list[tuple[int, list[float], int | None]]], ti
         return _png(fig)
 
 
+def _trainable(trainable: float, total: float) -> str:
+    """'110,977 of 22.8 M (0.49%)': the weights a model trains, where its record says."""
+    if not np.isfinite(trainable):
+        return ""
+    if not np.isfinite(total) or total <= 0:
+        return f"{trainable:,.0f}"
+    return f"{trainable:,.0f} of {total / 1e6:.1f} M ({100 * trainable / total:.2g}%)"
+
+
 def corrected_resampled_t(d: np.ndarray, test_train_ratio: float) -> float:
     """Two-sided p of the Nadeau & Bengio (2003) corrected resampled t-test on paired differences
     from cross-validation: the variance is inflated by (1/n + n_test/n_train) because the training
@@ -927,7 +936,9 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
             "Per method and dataset/target, from the job records: mean seconds per job for featurisation, hyperparameter "
             "search (on the inner validation split), the final fit and prediction; total = the sum of all four over all "
             "jobs; peak = the largest resident memory of the job's process (MB); device and threads as recorded. Jobs "
-            "that ran beside other work share the CPU, so compare timings only within one invocation.")
+            "that ran beside other work share the CPU, so compare timings only within one invocation. Where a model records "
+            "how many of its weights it trains (a text encoder frozen, LoRA-adapted or fully fine-tuned), the last column "
+            "gives them beside its total.")
     rt = []
     for r in runs.records:
         j = r["job"]
@@ -937,18 +948,23 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
                    "target": j["target"], "featurize": t.get("featurize_seconds", np.nan), "search": t.get("search_seconds", np.nan),
                    "fit": t.get("fit_seconds", np.nan), "predict": t.get("predict_seconds", np.nan),
                    "peak": r["resources"].get("peak_memory_mb", np.nan), "device": str(r["resources"].get("device", "cpu")),
-                   "threads": str(r["resources"].get("threads", "?"))})
+                   "threads": str(r["resources"].get("threads", "?")),
+                   # what a fine-tuning strategy trains (frozen / LoRA / full) is part of its cost
+                   "trainable": (r.get("training") or {}).get("trainable_parameters", np.nan),
+                   "parameters": (r.get("training") or {}).get("total_parameters", np.nan)})
     rt = pd.DataFrame(rt)
     rt["total"] = rt[["featurize", "search", "fit", "predict"]].sum(axis=1, min_count=1)  # none measured (external): blank
     rows = []
+    with_parameters = rt["trainable"].notna().any()
     for key, g in rt.groupby(lb.METHOD_COLS + ["dataset", "target"], sort=True):
         n = len(lb.METHOD_COLS)
         rows.append([labels.names[tuple(map(str, key[:n]))], md_code(key[2]), f"{key[n]} / {key[n + 1]}", len(g), _secs(g["featurize"].mean()),
                      _secs(g["search"].mean()), _secs(g["fit"].mean()), _secs(g["predict"].mean()), _secs(g["total"].sum(min_count=1)),
-                     f"{g['peak'].max():,.0f}" if np.isfinite(g["peak"].max()) else "", ", ".join(sorted(set(g["device"]))), ", ".join(sorted(set(g["threads"]), key=str))])
+                     f"{g['peak'].max():,.0f}" if np.isfinite(g["peak"].max()) else "", ", ".join(sorted(set(g["device"]))), ", ".join(sorted(set(g["threads"]), key=str))]
+                    + ([_trainable(g["trainable"].max(), g["parameters"].max())] if with_parameters else []))
     rows.sort(key=lambda row: (row[2], row[0]))
     rep.add(md_table(["method", "profile", "dataset / target", "jobs", "featurize s", "search s", "fit s", "predict s",
-                      "total s", "peak MB", "device", "threads"], rows))
+                      "total s", "peak MB", "device", "threads"] + (["trainable parameters"] if with_parameters else []), rows))
     machines = sorted({json.dumps(r["provenance"].get("machine", {}), sort_keys=True) for r in runs.records})
     if machines:
         descr = []

@@ -114,3 +114,16 @@ def test_unknown_strategy_is_a_one_line_config_error(fold):
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="freeze_layers applies to strategy=full only"):
         BertBaseline(**{**SMOKE, "strategy": "lora", "freeze_layers": 2}).fit(*fold[:2])
+
+
+def test_the_report_gives_each_strategys_trainable_parameters_beside_its_cost(store, tmp_path):
+    from synbench import report
+
+    text = report.build([store.root]).to_markdown("figures")
+    runtime = text.split("## Runtime and memory", 1)[1].split("\n## ", 1)[0]
+    assert "| trainable parameters |" in runtime
+    logs = {r["job"]["params"]["strategy"]: r["training"] for r in store.records()}
+    for strategy, log in logs.items():
+        share = 100 * log["trainable_parameters"] / log["total_parameters"]
+        line = next(row for row in runtime.splitlines() if f"strategy={strategy}" in row)
+        assert line.rstrip(" |").endswith(f"{log['trainable_parameters']:,} of {log['total_parameters'] / 1e6:.1f} M ({share:.2g}%)")
