@@ -141,10 +141,32 @@ MAX_SEED = 2**32 // 100 - 1
 ROUGH_BASES = ("other settings", "other split")  # a dry run's estimates from the same model's other runs
 
 
+def _check_seed(seed: int, option: str = "--seed") -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{option} must be between 0 and {MAX_SEED}, got {seed}")
+
+
+# the files of a store that `leaderboard` writes; every other file in a store is its records
+STORE_BOARD_FILES = ("leaderboard.md", "leaderboard.csv", "PROVENANCE.md")
+
+
+def _refuse_inside_store(path: Path, option: str, board_files: tuple = ()) -> None:
+    """A file a command writes never lands on a store's records, predictions, split tables or
+    store.json (only on a store's own board files, for the command that writes them)."""
+    from .store import MARKER
+
+    resolved = Path(path).resolve()
+    for parent in resolved.parents:
+        if (parent / MARKER).is_file():
+            if resolved.parent == parent and resolved.name in board_files:
+                return
+            raise ConfigError(f"{option} {path} is inside the result store {parent}, whose files hold its results; "
+                              "write it elsewhere")
+
+
 def _check_run_options(seed: int, n_folds: Optional[int], executor: str, jobs: int, ray_address: Optional[str]) -> None:
     """Options of `run` that are wrong whatever the datasets and models."""
-    if not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+    _check_seed(seed)
     if n_folds is not None and n_folds < 2:
         raise ConfigError(f"--n-folds must be at least 2 (a generated split needs rows to train on), got {n_folds}")
     if jobs > 1 and executor == "inline":
@@ -602,7 +624,8 @@ def leaderboard(
 
         roots = stores or [Path(DEFAULT_STORE)]
         # a job in several stores counts once; the same job with different predictions is an error
-        combined = lb.combine([Store(r, create=False) for r in roots])
+        # reads only: a damaged or superseded job is reported and left in place (the next run moves it aside)
+        combined = lb.combine([Store(r, create=False, repair=False) for r in roots])
         metrics, records = combined.metrics, combined.records
         if dataset:
             metrics = metrics[metrics["dataset"].isin(_split_multi(dataset))]
@@ -639,10 +662,12 @@ def leaderboard(
             if csv is not None or whole_store:
                 outputs.append((csv or Path(roots[0]) / "leaderboard.csv", buffer.getvalue(), csv is not None))
             if whole_store:
-                store = Store(roots[0], create=False)
+                store = Store(roots[0], create=False, repair=False)
                 outputs.append((Path(roots[0]) / "PROVENANCE.md",
                                 GENERATED_MD + lb.provenance_markdown(store.records(), store.invocations()), False))
             for path, _, named in outputs:  # check every file before writing any, so a refusal writes nothing
+                if named:
+                    _refuse_inside_store(path, "--csv" if path == csv else "--markdown", STORE_BOARD_FILES)
                 _check_overwrite(path, named)
             for path, text, _ in outputs:
                 _write_output(path, text)
@@ -738,6 +763,7 @@ def splits_export(
     with user_errors():
         from .external import export_splits
 
+        _refuse_inside_store(out_path, "--out")
         done = export_splits(dataset, out_path, split=split, n_folds=n_folds, seed=seed,
                              data_dir=str(data_dir) if data_dir else None)
         console.print(f"wrote {done['path']}: {done['rows']:,} rows, {done['folds']} folds, {done['test_rows']:,} test rows to predict "
@@ -846,6 +872,11 @@ def pretrain(
         from .pretrain import pretrain as run_pretrain
         from .progress import listening
 
+        _check_seed(seed)
+        _refuse_inside_store(out_path, "--out")
+        if out_path.is_dir():  # found before the training, not after it
+            raise ConfigError(f"--out {out_path} is a directory; name the checkpoint file to write")
+
         doing = f"pre-training '{model}'"
         with console.status(doing) as status, listening(_show_reports(status.update, lambda: doing)):
             summary = run_pretrain(_split_multi(dataset), out_path, model=model, featurizers=_split_featurizers(featurizer) or None,
@@ -880,6 +911,7 @@ def predict(
 
         if passes < 0:
             raise ConfigError("--passes must be 0 or more")
+        _check_seed(seed)
         result = query(model_checkpoint, drugs.split(","), cell_line, parse_describe(describe), passes=passes, seed=seed)
         if as_json:
             out.print_json(json.dumps(result))

@@ -289,9 +289,13 @@ def save_checkpoint(checkpoint: dict, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in checkpoint.items() if not k.startswith("_") and k != "path"}
     fd, tmp = new_temp_file(path.parent)
-    with os.fdopen(fd, "wb") as fh:  # a file object: torch names the archive after a path's file name
-        torch.save(clean, fh)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as fh:  # a file object: torch names the archive after a path's file name
+            torch.save(clean, fh)
+        os.replace(tmp, path)
+    except OSError as exc:  # no half-written temporary file is left beside the path
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from None
     return path
 
 

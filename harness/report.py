@@ -63,7 +63,7 @@ class Runs:
 
 def load(roots, datasets=None) -> Runs:
     roots = [Path(r) for r in roots]
-    stores = [Store(r, create=False) for r in roots]
+    stores = [Store(r, create=False, repair=False) for r in roots]  # reads only: moves nothing aside
     combined = lb.combine(stores)  # a job in several stores counts once; conflicting copies are an error
     records, metrics, store_of, duplicates = combined.records, combined.metrics, combined.store_of, combined.duplicates
     if datasets:

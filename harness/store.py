@@ -170,8 +170,8 @@ def superseded_because(record: dict) -> str | None:
 
 class Store:
     def __init__(self, root: str | os.PathLike, create: bool = True, repair: bool = True):
-        """``repair=False`` (a dry run) only looks: damaged jobs are reported and counted as not
-        done but stay where they are, and no debris is removed."""
+        """``repair=False`` (a dry run, leaderboard, report, verify) only looks: damaged jobs are
+        reported and counted as not done but stay where they are, and no debris is removed."""
         self.root = Path(root)
         self.repair = repair
         marker = self.root / MARKER
@@ -285,7 +285,7 @@ class Store:
         if not path.exists():
             return None
         if not self.repair:
-            message = f"{what}; counted as not done (left in place: nothing is moved by a dry run)"
+            message = f"{what}; counted as not done (left in place: only `synbench run` moves it aside, and recomputes it)"
             if message not in self.set_aside:
                 self.set_aside.append(message)
                 warn(message)

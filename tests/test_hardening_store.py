@@ -250,16 +250,22 @@ def test_a_damaged_job_is_set_aside_and_recomputed(store_dir, damage, capsys):
     else:
         target.unlink()
     damaged = _snapshot(folder)
-    # leaderboard works on the valid jobs and says what it set aside
+    # leaderboard, report and verify work on the valid jobs and say what is damaged, but move nothing:
+    # a read command never erases the evidence that `verify` reports
+    before = _snapshot(store_dir)
     res = _invoke("leaderboard", store_dir, "--no-write")
     assert res.exit_code == 0, res.output
-    assert f"warning: job {job_id}:" in res.output and "moved to" in res.output and "recomputed" in res.output
-    (aside,) = list((store_dir / "jobs" / ".quarantine").iterdir())
-    assert aside.name.startswith(job_id) and _snapshot(aside) == damaged  # kept as it was, not deleted
-    # the next run recomputes exactly that job
+    assert f"warning: job {job_id}:" in res.output and "left in place: only `synbench run` moves it aside" in res.output
+    res = _invoke("report", store_dir, "--out", store_dir.parent / "r.html")
+    assert res.exit_code == 0 and f"warning: job {job_id}:" in res.output
+    assert _snapshot(store_dir) == before
+    assert _invoke("verify", store_dir, "--no-data").exit_code == 1
+    # the next run sets it aside (kept as it was, not deleted) and recomputes exactly that job
     store = Store(store_dir, create=False)
     summary = runner.run(_plan(), store)
     assert summary["done"] == 1 and summary["skipped"] == 3
+    (aside,) = list((store_dir / "jobs" / ".quarantine").iterdir())
+    assert aside.name.startswith(job_id) and _snapshot(aside) == damaged
     assert store.record(job_id)["metrics"] == pytest.approx(original_metrics, nan_ok=True)
 
 
@@ -279,9 +285,10 @@ def test_a_job_searched_with_the_old_pruner_is_set_aside_and_recomputed(store_di
     assert res.exit_code == 0, res.output
     assert (f"warning: job {job_id}: superseded, its search pruned" in res.output) is superseded
     aside = store_dir / "jobs" / ".superseded"
-    assert (aside.is_dir() and [p.name[:len(job_id)] for p in aside.iterdir()] == [job_id]) is superseded
+    assert not aside.exists()  # the board leaves it in place; the next run sets it aside
     summary_of_run = runner.run(_plan(), Store(store_dir, create=False))
     assert summary_of_run["done"] == int(superseded) and summary_of_run["skipped"] == 4 - int(superseded)
+    assert (aside.is_dir() and [p.name[:len(job_id)] for p in aside.iterdir()] == [job_id]) is superseded
 
 
 def test_a_dry_run_reports_a_damaged_job_as_pending_and_moves_nothing(store_dir):
@@ -451,3 +458,31 @@ def test_a_raised_cap_supersedes_only_the_runs_that_reached_the_old_one():
     lowered = record("early stopping", 900)
     lowered["params"]["early_stopping_rounds"] = 20  # not the cap: a changed patience always counts
     assert "early_stopping_rounds 20 -> 50" in runner.profile_drift(job, lowered)
+
+
+def test_no_command_writes_its_output_over_a_stores_files(store_dir, tmp_path):
+    """Defect: `leaderboard --csv STORE/store.json` (or `--markdown` on a job's record.json, or
+    `splits export --out` on its predictions) replaced the store's own files."""
+    job = Store(store_dir, create=False).job_ids()[0]
+    before = _snapshot(store_dir)
+    for args in (["leaderboard", store_dir, "--csv", store_dir / "store.json"],
+                 ["leaderboard", store_dir, "--markdown", store_dir / "jobs" / job / "record.json"],
+                 ["splits", "export", "-d", "mock", "--out", store_dir / "jobs" / job / "predictions.parquet"],
+                 ["pretrain", "-d", "mock", "--profile", "smoke", "--out", store_dir / "ck.pt"]):
+        res = _invoke(*args)
+        assert res.exit_code == 2, (args, res.output)
+        assert res.output.strip().splitlines()[-1].endswith(
+            f"is inside the result store {store_dir.resolve()}, whose files hold its results; write it elsewhere"), res.output
+        assert _snapshot(store_dir) == before
+    # the store's own board files stay writable by name
+    assert _invoke("leaderboard", store_dir, "--csv", store_dir / "leaderboard.csv").exit_code == 0
+
+
+def test_pretrain_and_predict_check_their_options_before_any_work(tmp_path):
+    for args, message in ((["pretrain", "-d", "mock", "--out", tmp_path / "ck.pt", "--seed", "-1"], "--seed must be between 0 and"),
+                          (["pretrain", "-d", "mock", "--out", tmp_path], f"--out {tmp_path} is a directory"),
+                          (["predict", "--model-checkpoint", tmp_path / "none.pt", "--drugs", "A,B", "--cell-line", "C",
+                            "--seed", "-5"], "--seed must be between 0 and")):
+        res = _invoke(*args)
+        assert res.exit_code == 2 and res.output.strip().splitlines()[-1].startswith(f"error: {message}"), res.output
+    assert list(tmp_path.iterdir()) == []  # no checkpoint and no half-written temporary file
