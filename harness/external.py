@@ -227,6 +227,24 @@ def _record(job: Job, task: str, metrics: dict, n_rows: dict, data: SynergyData,
     return json.loads(json.dumps(record, default=_jsonable))
 
 
+def _refuse_a_repeat_under_another_seed(store, jobs, records, stored) -> None:
+    """The same predictions scored again under another --seed would count as a second seed of the
+    method (its folds doubled on the board) while repeating nothing."""
+    first = jobs[0]
+    others = {}
+    for record in store.records():
+        job = record["job"]
+        if all(job.get(k) == getattr(first, k) for k in ("dataset", "target", "model", "split", "n_folds")) \
+                and job["seed"] != first.seed:
+            others.setdefault(job["seed"], {})[job["fold"]] = record
+    for seed, by_fold in sorted(others.items()):
+        if all(j.fold in by_fold and same_result(by_fold[j.fold]["metrics"], records[j.job_id]["metrics"],
+                                                 store.predictions(by_fold[j.fold]["job_id"]), stored[j.job_id]) for j in jobs):
+            raise StoreError(f"{store.root} already holds these same predictions for '{first.model}' under --seed {seed}; "
+                             f"under --seed {first.seed} they would count twice as two seeds (score predictions made "
+                             f"on the folds `synbench splits export --seed {first.seed}` writes)")
+
+
 def score(predictions: str | Path, dataset: str, target: str, method: str, out: str | Path, split: str | None = None,
           n_folds: int | None = None, seed: int = 0, data_dir: str | None = None) -> dict:
     """Check a predictions file and store it as one job per fold of ``method``. Everything is checked
@@ -264,6 +282,7 @@ def score(predictions: str | Path, dataset: str, target: str, method: str, out: 
                            store.predictions(job.job_id), stored[job.job_id]):
             raise StoreError(f"{store.root} already holds different predictions for '{method}' on {job.describe()}; "
                              "score them into another --out, or under another --method name")
+    _refuse_a_repeat_under_another_seed(store, jobs, records, stored)
     prepare(jobs, store, data_dir)  # the split table, stored exactly as a run stores it
     written = 0
     for job in jobs:

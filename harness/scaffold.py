@@ -300,9 +300,11 @@ def create(kind: str, name: str, out_dir: Path, registry=None) -> list[Path]:
         raise ConfigError(f"plugin name '{name}' must be lower-case letters and digits, words joined by '-' or '_' "
                           "(e.g. 'my-model'), starting with a letter")
     registry = registry or get_registry()
-    if name in registry.names(kind):
-        owner = registry.entries(kind)[registry.names(kind).index(name)]
-        raise ConfigError(f"{kind} '{name}' is already registered by {owner.origin}; choose another name")
+    taken = registry.canonical(kind, name)  # `elastic_net` is `elastic-net` on the command line
+    if taken in registry.names(kind):
+        owner = registry.entries(kind)[registry.names(kind).index(taken)]
+        same = "" if taken == name else f" (as '{taken}': names match ignoring case and '-' vs '_')"
+        raise ConfigError(f"{kind} '{name}' is already registered by {owner.origin}{same}; choose another name")
     n = names_for(name)
     root = Path(out_dir) / n["dist"]
     if root.exists() and any(root.iterdir()):

@@ -224,3 +224,23 @@ def test_d1_folds_round_trip(tmp_path):
     res = _invoke("score", tmp_path / "pred.parquet", "-d", "d1-oneil", "-t", "loewe", "--method", "drugmean",
                   "--out", tmp_path / "store", "--data-dir", data_dir)
     assert res.exit_code == 0 and "5 jobs written" in res.output, res.output
+
+
+def test_the_same_predictions_under_another_seed_are_refused(scored, tmp_path):
+    """Defect: scoring one file again with --seed 5 stored it as a second seed (10 folds on the board)."""
+    root, _, store = scored
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file() and p.name != "invocations.jsonl"}
+    res = _invoke("score", root / "score.csv", "-d", "mock", "-t", "score", "--method", "drugmean", "--out", copy, "--seed", "5")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == (
+        f"error: {copy} already holds these same predictions for 'drugmean' under --seed 0; under --seed 5 they would "
+        "count twice as two seeds (score predictions made on the folds `synbench splits export --seed 5` writes)")
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file() and p.name != "invocations.jsonl"} == before
+    # other predictions under another seed are a second seed
+    other = pd.read_csv(root / "score.csv", dtype={"row_id": str})
+    other["y_pred"] += 1.0
+    other.to_csv(tmp_path / "other.csv", index=False)
+    res = _invoke("score", tmp_path / "other.csv", "-d", "mock", "-t", "score", "--method", "drugmean", "--out", copy, "--seed", "5")
+    assert res.exit_code == 0, res.output

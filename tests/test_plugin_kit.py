@@ -406,6 +406,10 @@ def test_scaffolds_install_and_pass_their_checks_as_generated(tmp_path):
     assert again.exit_code == 2 and "already exists" in again.stderr
     taken = _cli("new", "model", "lasso", "--out", tmp_path)
     assert taken.exit_code == 2 and "model 'lasso' is already registered by synbench.plugins.models.lasso" in taken.stderr
+    spelled = _cli("new", "model", "elastic_net", "--out", tmp_path)  # `-m elastic_net` runs elastic-net
+    assert spelled.exit_code == 2 and "model 'elastic_net' is already registered by synbench.plugins.models.elastic_net" in spelled.stderr
+    assert "(as 'elastic-net': names match ignoring case and '-' vs '_'); choose another name" in spelled.stderr
+    assert not (tmp_path / "synbench-elastic_net").exists() and not (tmp_path / "synbench-elastic-net").exists()
     assert _cli("new", "model", "My Model").exit_code == 2
     assert "did you mean 'model'" in _cli("new", "modle", "x").stderr
 
