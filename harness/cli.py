@@ -111,8 +111,10 @@ def _show_reports(show, label):
 
 
 def _int_list(text: Optional[str], option: str) -> Optional[list[int]]:
-    if not text:
+    if text is None:
         return None
+    if not text.strip(" ,"):  # an empty shell variable, say: not the default in disguise
+        raise ConfigError(f"{option} is empty; give integers like 0,1,2 or leave the option out")
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -476,12 +478,7 @@ def run(
         from .registry import suggest
         from .store import Store
 
-        fold_list = None
-        if folds:
-            try:
-                fold_list = [int(f) for f in folds.split(",")]
-            except ValueError:
-                raise ConfigError(f"--folds expects integers like 0,1, got '{folds}'") from None
+        fold_list = _int_list(folds, "--folds")
         if jobs < 1:
             raise ConfigError("--jobs must be at least 1")
         if data_dir:  # featurizers and worker processes resolve their files through the same setting
@@ -619,7 +616,7 @@ def leaderboard(
         import pandas as pd
 
         from . import leaderboard as lb
-        from .registry import get_registry
+        from .registry import get_registry, suggest
         from .store import Store
 
         roots = stores or [Path(DEFAULT_STORE)]
@@ -628,8 +625,14 @@ def leaderboard(
         combined = lb.combine([Store(r, create=False, repair=False) for r in roots])
         metrics, records = combined.metrics, combined.records
         if dataset:
-            metrics = metrics[metrics["dataset"].isin(_split_multi(dataset))]
-            records = [r for r in records if r["job"]["dataset"] in _split_multi(dataset)]
+            wanted = _canonical_names("dataset", _split_multi(dataset))
+            stored = sorted(set(metrics["dataset"]))
+            for name in wanted:  # a typo is named as one, not reported as an empty store
+                if name not in stored:
+                    raise ConfigError(f"no dataset '{name}' in {', '.join(map(str, roots))}{suggest(name, stored, list_up_to=0)} "
+                                      f"(stored: {', '.join(stored) or 'none'})")
+            metrics = metrics[metrics["dataset"].isin(wanted)]
+            records = [r for r in records if r["job"]["dataset"] in wanted]
         if metrics.empty:
             raise ConfigError(f"no finished jobs in {', '.join(map(str, roots))}")
         names = _metric_names(metric, all_metrics)
@@ -824,9 +827,11 @@ def config(
             from .registry import suggest
 
             raise ConfigError(f"unknown setting '{key}'{suggest(key, ['data-dir'])} (settings: data-dir)")
-        if value is None:
+        if value is None or not value.strip():  # '' would resolve to the current directory
             raise ConfigError("synbench config data-dir needs a directory: synbench config data-dir PATH")
         path = Path(value).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"data directory '{path}' is a file, not a directory")
         if not path.is_dir():
             raise ConfigError(f"data directory '{path}' does not exist")
         written = write_config({"data_dir": str(path)})

@@ -236,6 +236,10 @@ def search_trials(profile: str, trials: int | None = None) -> int:
     return SEARCH_TRIALS.get(profile, SEARCH_TRIALS["cpu"])
 
 
+# __init__ arguments of every model that each job sets, never -p: what to use instead
+HARNESS_PARAMS = {"task": "from the target's task; choose the target with -t", "seed": "choose it with --seed or --seeds"}
+
+
 def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=None, n_folds=None, seed=0,
          folds=None, params=None, data_dir=None, protocols=(DEFAULT_PROTOCOL,), seeds=None, trials=None) -> list[Job]:
     """Expand the grid. ``targets=None`` means every target of each dataset; ``split=None`` means the
@@ -254,7 +258,7 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
     for s in seeds:
         if not isinstance(s, (int, np.integer)) or s < 0:
             raise ConfigError(f"seeds must be integers of 0 or more, got {s!r}")
-    for option, values in (("--seeds", seeds), ("--folds", folds or [])):
+    for option, values in (("--seeds", seeds), ("--folds", folds or []), ("--model", models), ("--dataset", datasets)):
         repeated = sorted(v for v, n in Counter(values).items() if n > 1)
         if repeated:  # the same job twice in one grid
             raise ConfigError(f"{option} lists {', '.join(map(str, repeated))} more than once")
@@ -274,9 +278,11 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
     for f in specs:  # once per distinct spec: a user's embedding file is read once, however many models use it
         registry.featurizer_spec(f)  # unknown names, bad options and unreadable inputs fail before any job runs
     for key in params:
+        if key in HARNESS_PARAMS:
+            raise ConfigError(f"-p {key} is not a hyperparameter: the harness sets it for every job ({HARNESS_PARAMS[key]})")
         if key not in known:
             owners = f"model '{models[0]}' has" if len(models) == 1 else "models " + ", ".join(map(repr, models)) + " have"
-            raise ConfigError(f"{owners} no parameter '{key}'{suggest(key, known)}")
+            raise ConfigError(f"{owners} no parameter '{key}'{suggest(key, sorted(known - set(HARNESS_PARAMS)))}")
     jobs = []
     for ds_name in datasets:
         registry.dataset(ds_name)

@@ -486,3 +486,9 @@ def test_pretrain_and_predict_check_their_options_before_any_work(tmp_path):
         res = _invoke(*args)
         assert res.exit_code == 2 and res.output.strip().splitlines()[-1].startswith(f"error: {message}"), res.output
     assert list(tmp_path.iterdir()) == []  # no checkpoint and no half-written temporary file
+
+
+def test_leaderboard_of_a_dataset_the_store_lacks_names_it(store_dir):
+    res = _invoke("leaderboard", store_dir, "-d", "mok", "--no-write")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == f"error: no dataset 'mok' in {store_dir}; did you mean 'mock'? (stored: mock)"

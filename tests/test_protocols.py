@@ -295,6 +295,11 @@ def test_config_sets_the_data_directory_once(tmp_path):
     assert f"data directory: {data}" in listing.stdout
     bad = _cli("config", "data-dir", str(tmp_path / "missing"), env=env)
     assert bad.returncode == 2 and "does not exist" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    for value, message in (("", "synbench config data-dir needs a directory"),  # '' is not the current directory
+                           (str(config), f"data directory '{config}' is a file, not a directory")):
+        bad = _cli("config", "data-dir", value, env=env)
+        assert bad.returncode == 2 and bad.stderr.strip() == f"error: {message}" + (": synbench config data-dir PATH" if not value else "")
+    assert str(data) in _cli("config", env=env).stdout  # the setting is as it was
 
 
 def test_the_rows_a_final_fit_learnt_from_are_stored_and_a_fit_without_the_validation_rows_is_flagged():
