@@ -176,6 +176,10 @@ def _check_run_options(seed: int, n_folds: Optional[int], executor: str, jobs: i
                           "add --executor process or --executor ray")
     if ray_address and executor != "ray":
         raise ConfigError(f"--ray-address applies to --executor ray only (the executor is '{executor}')")
+    if executor == "ray":
+        from .runner import check_ray_address
+
+        check_ray_address(ray_address)  # before any data is loaded or store created
 
 
 def _canonical_names(kind: str, names: list[str]) -> list[str]:

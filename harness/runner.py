@@ -1291,6 +1291,28 @@ def _stop_pool(pool, futures, store, pending) -> None:
     _remove_stale_locks(store, pending)
 
 
+def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
+    """One line when a Ray cluster address cannot be reached: ray.init retries an unreachable
+    address for many minutes, printing as it goes, and ignores signals meanwhile."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if not address or address in ("auto", "local"):
+        return
+    try:
+        target = urlsplit(address if "://" in address else f"//{address}")
+        host, port = target.hostname, target.port
+    except ValueError:  # a port that is not a number
+        host = port = None
+    if not host or not port:
+        raise ConfigError(f"--ray-address '{address}' is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach Ray at {address}: {exc.strerror or exc} (is the cluster up? `ray status` "
+                          "on its head node)") from None
+
+
 def _run_ray(pending, store, settings, n_jobs, address, finished, keep_going=False) -> None:
     try:
         import ray
@@ -1301,6 +1323,7 @@ def _run_ray(pending, store, settings, n_jobs, address, finished, keep_going=Fal
     if started_here:
         address = address or os.environ.get("RAY_ADDRESS")
         kwargs = {} if address else {"num_cpus": max(n_jobs, 1), "include_dashboard": False}
+        check_ray_address(address)
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False, **kwargs)
         except Exception as exc:  # connection refused, bad address, ...

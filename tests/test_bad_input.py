@@ -114,6 +114,9 @@ def _snapshot(root):
     (["-d", "mock", "-m", "treecomb", "-p", "max_depth=2.5"], "model 'treecomb' expects an integer for 'max_depth'"),
     (["-d", "mock", "-m", "lasso", "--jobs", "2"], "--jobs 2 has no effect with the inline executor"),
     (["-d", "mock", "-m", "lasso", "--ray-address", "auto"], "--ray-address applies to --executor ray only"),
+    # an unreachable cluster is one line at once (ray.init retried it for minutes, ignoring signals)
+    (["-d", "mock", "-m", "lasso", "--executor", "ray", "--ray-address", "127.0.0.1:1"], "cannot reach Ray at 127.0.0.1:1: "),
+    (["-d", "mock", "-m", "lasso", "--executor", "ray", "--ray-address", "head"], "--ray-address 'head' is not HOST:PORT"),
     (["-d", "mock", "-m", "lasso", "--split", "random", "--n-folds", "0"], "--n-folds must be at least 2"),
     (["-d", "mock", "-m", "lasso", "--split", "random", "--n-folds", "100000"], "--n-folds 100000 is more than the 576 rows"),
     # a split whose folds the data fixes refuses another count instead of ignoring it
