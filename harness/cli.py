@@ -486,6 +486,9 @@ def run(
         if jobs < 1:
             raise ConfigError("--jobs must be at least 1")
         if data_dir:  # featurizers and worker processes resolve their files through the same setting
+            from .datadir import data_dir as existing_data_dir
+
+            existing_data_dir(str(data_dir))  # a wrong --data-dir is an error even for data that needs none (mock)
             os.environ["SYNBENCH_DATA_DIR"] = str(data_dir)
         if executor not in runner.EXECUTORS:
             raise ConfigError(f"unknown executor '{executor}'{suggest(executor, runner.EXECUTORS)}")
@@ -870,7 +873,7 @@ def pretrain(
     out_path: Path = typer.Option(..., "--out", help="checkpoint file to write"),
     model: str = typer.Option("baitsao", "--model", "-m", help="a model with a checkpoint format"),
     featurizer: Optional[List[str]] = typer.Option(None, "--featurizer", "-f", help="override the model's featurizers (fine-tuning must use the same)"),
-    profile: str = typer.Option("cpu", help="budget profile whose fixed parameters apply: paper, cpu or smoke"),
+    profile: str = typer.Option("cpu", help="budget profile whose fixed parameters apply (the model's: paper, cpu, quick, smoke, ...)"),
     param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="fix a model hyperparameter, NAME=VALUE"),
     exclude_overlap: Optional[List[str]] = typer.Option(None, "--exclude-overlap", help="drop combinations that occur in DATASET, or only in its published folds: DATASET[:FOLD,...]"),
     seed: int = typer.Option(0, help="seed for the validation split and the model"),

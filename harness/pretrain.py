@@ -302,17 +302,30 @@ def save_checkpoint(checkpoint: dict, path) -> Path:
 def load_checkpoint(path) -> dict:
     import torch
 
+    import warnings
+
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"checkpoint '{path}' is a directory; name the file `synbench pretrain --out` wrote")
     if not path.is_file():
         raise ConfigError(f"checkpoint '{path}' does not exist (make one with `synbench pretrain`)")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # every torch.save archive is a zip file; junk or a truncated copy is not
+        raise DataError(f"checkpoint '{path}' is not a file `synbench pretrain` wrote, or it is damaged "
+                        f"({path.stat().st_size:,} bytes, not a torch archive)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about legacy formats before it fails on them: the error says it
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # weights_only refused an object that would run code when loaded
         raise DataError(f"checkpoint '{path}' holds objects other than tensors and plain values; refusing to load it "
                         "(only checkpoints written by `synbench pretrain` are read)") from None
-    except Exception as exc:
+    except Exception as exc:  # junk bytes, an empty or truncated file: torch's own message is no help (a bare number)
         first = (str(exc).strip().splitlines() or [""])[0]
-        raise DataError(f"checkpoint '{path}' is not readable: {first}") from None
+        why = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        raise DataError(f"checkpoint '{path}' is not a file `synbench pretrain` wrote, or it is damaged "
+                        f"({path.stat().st_size:,} bytes; torch: {why})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise DataError(f"'{path}' is not a synbench checkpoint ({CHECKPOINT_FORMAT})")
     checkpoint["path"] = str(path)

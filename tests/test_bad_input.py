@@ -94,6 +94,7 @@ def _snapshot(root):
     (["-d", "mock", "-m", "lasso", "--folds", "a"], "expects integers"),
     (["-d", "mock", "-m", "lasso", "--folds", "0,2,0"], "--folds lists 0 more than once"),
     (["-d", "mock", "-m", "lasso", "--seeds", "1,1"], "--seeds lists 1 more than once"),
+    (["-d", "mock", "-m", "lasso", "--data-dir", "/nonexistent"], "data directory '/nonexistent' (from --data-dir) does not exist"),
     (["-d", "mock", "-m", "lasso", "--seeds", ""], "--seeds is empty; give integers like 0,1,2 or leave the option out"),
     (["-d", "mock", "-m", "lasso", "--folds", ","], "--folds is empty"),
     (["-d", "mock", "-m", "constant,Constant"], "--model lists constant more than once"),

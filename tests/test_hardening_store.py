@@ -150,6 +150,23 @@ def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(err.value) and not marker.exists()
 
 
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path):
+    torch = pytest.importorskip("torch")
+    from synbench.errors import ConfigError, DataError
+    from synbench.pretrain import load_checkpoint
+
+    (tmp_path / "junk.pt").write_text("junk\n")  # torch said only "174812789"
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save([1, 2], tmp_path / "list.pt")
+    for name, message in (("junk.pt", "is not a file `synbench pretrain` wrote, or it is damaged (5 bytes, not a torch archive)"),
+                          ("empty.pt", "(0 bytes, not a torch archive)"), ("list.pt", "is not a synbench checkpoint")):
+        with pytest.raises(DataError) as err:
+            load_checkpoint(tmp_path / name)
+        assert message in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_checkpoint(tmp_path)
+
+
 # -- 5: secrets are redacted before anything is written or printed ----------------------------------
 def test_secrets_in_options_and_urls_are_redacted():
     from synbench.redaction import redact
