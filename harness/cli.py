@@ -833,7 +833,7 @@ def config(
         if key != "data-dir":
             from .registry import suggest
 
-            raise ConfigError(f"unknown setting '{key}'{suggest(key, ['data-dir'])} (settings: data-dir)")
+            raise ConfigError(f"unknown setting '{key}'{suggest(key, ['data-dir'])}")
         if value is None or not value.strip():  # '' would resolve to the current directory
             raise ConfigError("synbench config data-dir needs a directory: synbench config data-dir PATH")
         path = Path(value).expanduser().resolve()

@@ -119,6 +119,11 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return frame[list(COLUMNS)].copy()
 
 
+def _plain_value(value):
+    """A NumPy scalar as the Python value it holds: `0.5`, not `np.float64(0.5)`."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _example(frame: pd.DataFrame, mask) -> str:
     row = frame[np.asarray(mask)].iloc[0]
     return f"fold {row['fold']}, row {row['row_id']}"
@@ -132,11 +137,11 @@ def check_predictions(frame: pd.DataFrame, splits: pd.DataFrame, task: str, wher
     fold = pd.to_numeric(frame["fold"], errors="coerce")
     bad = fold.isna() | (fold != fold.round())
     if bad.any():
-        raise DataError(f"{where}{int(bad.sum())} rows have a fold that is not an integer (e.g. {frame['fold'][bad].iloc[0]!r})")
+        raise DataError(f"{where}{int(bad.sum())} rows have a fold that is not an integer (e.g. {_plain_value(frame['fold'][bad].iloc[0])!r})")
     y = pd.to_numeric(frame["y_pred"], errors="coerce")
     bad = y.isna() & frame["y_pred"].notna()
     if bad.any():
-        raise DataError(f"{where}{int(bad.sum())} y_pred values are not numbers (e.g. {_example(frame, bad)}: {frame['y_pred'][bad].iloc[0]!r})")
+        raise DataError(f"{where}{int(bad.sum())} y_pred values are not numbers (e.g. {_example(frame, bad)}: {_plain_value(frame['y_pred'][bad].iloc[0])!r})")
     bad = ~np.isfinite(y.to_numpy(dtype=float))
     if bad.any():
         raise DataError(f"{where}{int(bad.sum())} y_pred values are missing, NaN or infinite (e.g. {_example(frame, bad)})")

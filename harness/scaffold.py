@@ -295,7 +295,7 @@ def create(kind: str, name: str, out_dir: Path, registry=None) -> list[Path]:
     from .registry import get_registry, suggest
 
     if kind not in KINDS:
-        raise ConfigError(f"unknown plugin kind '{kind}'{suggest(kind, KINDS)} (choose from {', '.join(KINDS)})")
+        raise ConfigError(f"unknown plugin kind '{kind}'{suggest(kind, KINDS)}")
     if not _NAME.match(name):
         raise ConfigError(f"plugin name '{name}' must be lower-case letters and digits, words joined by '-' or '_' "
                           "(e.g. 'my-model'), starting with a letter")

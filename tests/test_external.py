@@ -139,7 +139,7 @@ def _mutations():
         ("score", train_row, "is a train row there"),
         ("score", lambda f, folds: f.assign(row_id=f["row_id"].where(f.index != f.index[0], "nope")), "is not a row of the dataset"),
         ("score", lambda f, folds: f.assign(fold=f["fold"].replace(4, 7)), "fold 7 is not a fold of this split"),
-        ("score", lambda f, folds: f.assign(fold=f["fold"].astype(float) + 0.5), "not an integer"),
+        ("score", lambda f, folds: f.assign(fold=f["fold"].astype(float) + 0.5), "not an integer (e.g. 0.5)"),
         ("score", lambda f, folds: f.assign(y_pred=f["y_pred"].where(f.index != f.index[3], np.nan)), "missing, NaN or infinite"),
         ("score", lambda f, folds: f.assign(y_pred=f["y_pred"].astype(object).where(f.index != f.index[3], "high")), "not numbers"),
         ("synergistic", lambda f, folds: f.assign(y_pred=f["y_pred"] * 3), "outside [0, 1]"),
