@@ -676,8 +676,9 @@ def leaderboard(
                 outputs.append((Path(roots[0]) / "PROVENANCE.md",
                                 GENERATED_MD + lb.provenance_markdown(store.records(), store.invocations()), False))
             for path, _, named in outputs:  # check every file before writing any, so a refusal writes nothing
-                if named:
-                    _refuse_inside_store(path, "--csv" if path == csv else "--markdown", STORE_BOARD_FILES)
+                if named:  # a store's own board files take only that whole store's board
+                    own = whole_store and path.resolve().parent == Path(roots[0]).resolve()
+                    _refuse_inside_store(path, "--csv" if path == csv else "--markdown", STORE_BOARD_FILES if own else ())
                 _check_overwrite(path, named)
             for path, text, _ in outputs:
                 _write_output(path, text)

@@ -491,8 +491,13 @@ def test_no_command_writes_its_output_over_a_stores_files(store_dir, tmp_path):
         assert res.output.strip().splitlines()[-1].endswith(
             f"is inside the result store {store_dir.resolve()}, whose files hold its results; write it elsewhere"), res.output
         assert _snapshot(store_dir) == before
-    # the store's own board files stay writable by name
+    # the store's own board files stay writable by name, with its own whole board only
     assert _invoke("leaderboard", store_dir, "--csv", store_dir / "leaderboard.csv").exit_code == 0
+    other = tmp_path / "other"
+    shutil.copytree(store_dir, other)
+    before = _snapshot(store_dir)
+    res = _invoke("leaderboard", other, "--csv", store_dir / "leaderboard.csv")
+    assert res.exit_code == 2 and "is inside the result store" in res.output and _snapshot(store_dir) == before
 
 
 def test_pretrain_and_predict_check_their_options_before_any_work(tmp_path):
