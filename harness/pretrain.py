@@ -300,17 +300,16 @@ def save_checkpoint(checkpoint: dict, path) -> Path:
 
 
 def load_checkpoint(path) -> dict:
-    import torch
-
     import warnings
+    import zipfile
+
+    import torch
 
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"checkpoint '{path}' is a directory; name the file `synbench pretrain --out` wrote")
     if not path.is_file():
         raise ConfigError(f"checkpoint '{path}' does not exist (make one with `synbench pretrain`)")
-    import zipfile
-
     if not zipfile.is_zipfile(path):  # every torch.save archive is a zip file; junk or a truncated copy is not
         raise DataError(f"checkpoint '{path}' is not a file `synbench pretrain` wrote, or it is damaged "
                         f"({path.stat().st_size:,} bytes, not a torch archive)")
