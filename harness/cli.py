@@ -510,6 +510,7 @@ def run(
         if dry_run:
             _print_plan_status(plan, out_dir)
             return
+        runner.check_split_tables(plan, str(data_dir) if data_dir else None)  # refused by the data: no store is created
         store = Store(out_dir)
         pending = sum(not runner.stored(store, j) for j in plan)
         store.log_invocation({"command": "synbench " + shlex.join(sys.argv[1:]), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

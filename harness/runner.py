@@ -322,6 +322,23 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
     return jobs
 
 
+def check_split_tables(jobs: list[Job], data_dir=None) -> None:
+    """Compute the split tables the jobs need and check them for every job's target (a fold with
+    one class, a fold with no test rows), writing nothing: a run the data refuses then creates no
+    store. :func:`prepare` checks the tables it stores again (a store keeps the table it has)."""
+    tables, checked = {}, set()
+    for job in jobs:
+        if job.split_key not in tables:
+            data = load_job_data(job.dataset, job.split, data_dir)
+            tables[job.split_key] = make_splits(data, job.split, job.n_folds, job.seed)
+        key = job.split_key + (job.target,)
+        if key not in checked:
+            data = load_job_data(job.dataset, job.split, data_dir)
+            check_splits(tables[job.split_key], data.labels(job.target), data.target(job.target).task,
+                         where=f"{job.dataset}/{job.target} ({job.split}): ")
+            checked.add(key)
+
+
 def prepare(jobs: list[Job], store: Store, data_dir=None) -> None:
     """Compute, store and check the split tables the jobs need (once per dataset/scheme/seed)."""
     checked = set()

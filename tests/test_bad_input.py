@@ -143,6 +143,16 @@ def test_cli_errors_leave_the_store_as_it_was(store, args, message):
     assert _snapshot(store) == before
 
 
+def test_a_run_the_data_refuses_creates_no_store(tmp_path):
+    """Defect: a run refused for a single-class fold left a new --out holding store.json, split
+    tables and an invocation line."""
+    out = tmp_path / "new-store"
+    res = _cli("run", "-d", "mock", "-m", "constant", "-t", "synergistic", "--split", "random", "--n-folds", "200",
+               "--profile", "smoke", "--out", str(out))
+    assert res.returncode == 2 and "has a single class" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_n_folds_sets_generated_splits_and_may_repeat_a_fixed_count():
     from synbench import runner
     def folds(**kw):
