@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 import os
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -322,10 +322,10 @@ def plan(datasets, models, targets=None, featurizers=None, profile="cpu", split=
     return jobs
 
 
-def check_split_tables(jobs: list[Job], data_dir=None) -> None:
-    """Compute the split tables the jobs need and check them for every job's target (a fold with
-    one class, a fold with no test rows), writing nothing: a run the data refuses then creates no
-    store. :func:`prepare` checks the tables it stores again (a store keeps the table it has)."""
+def check_split_tables(jobs: list[Job], data_dir=None) -> dict[tuple, pd.DataFrame]:
+    """Compute the split tables the jobs need (once per dataset/scheme/seed) and check them for every
+    job's target (a fold with one class, a fold with no test rows), writing nothing, so that a run
+    the data refuses creates no store. Returns the tables by split key."""
     tables, checked = {}, set()
     for job in jobs:
         if job.split_key not in tables:
@@ -337,28 +337,20 @@ def check_split_tables(jobs: list[Job], data_dir=None) -> None:
             check_splits(tables[job.split_key], data.labels(job.target), data.target(job.target).task,
                          where=f"{job.dataset}/{job.target} ({job.split}): ")
             checked.add(key)
+    return tables
 
 
 def prepare(jobs: list[Job], store: Store, data_dir=None) -> None:
-    """Compute, store and check the split tables the jobs need (once per dataset/scheme/seed)."""
-    checked = set()
-    for job in jobs:
-        if job.split_key not in checked:
-            data = load_job_data(job.dataset, job.split, data_dir)
-            table = make_splits(data, job.split, job.n_folds, job.seed)
-            store.save_splits(store.split_path(*job.split_key), table)
-            checked.add(job.split_key)
-            if job.split.startswith(CROSS):  # which test entities training never saw, before any job runs
-                ids = fold_ids(table, 0)
-                print(f"{job.dataset} ({job.split}): " + describe_coverage(entity_coverage(data, ids["train"].append(ids["valid"]), ids["test"])),
-                      file=sys.stderr, flush=True)
-        key = job.split_key + (job.target,)
-        if key not in checked:
-            data = load_job_data(job.dataset, job.split, data_dir)
-            target = data.target(job.target)
-            check_splits(store.load_splits(store.split_path(*job.split_key)), data.labels(job.target), target.task,
-                         where=f"{job.dataset}/{job.target} ({job.split}): ")
-            checked.add(key)
+    """Check and store the split tables the jobs need. A store keeps the table it has and refuses a
+    different one (``Store.save_splits``), so the table checked is the table stored."""
+    for split_key, table in check_split_tables(jobs, data_dir).items():
+        store.save_splits(store.split_path(*split_key), table)
+        dataset, scheme = split_key[0], split_key[1]
+        if scheme.startswith(CROSS):  # which test entities training never saw, before any job runs
+            ids = fold_ids(table, 0)
+            data = load_job_data(dataset, scheme, data_dir)
+            print(f"{dataset} ({scheme}): " + describe_coverage(entity_coverage(data, ids["train"].append(ids["valid"]), ids["test"])),
+                  file=sys.stderr, flush=True)
 
 
 # -- one job --------------------------------------------------------------------------------------
