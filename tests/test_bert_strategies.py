@@ -77,6 +77,30 @@ def test_frozen_leaves_the_encoder_unchanged(fold):
     assert model.training_log_["trainable_parameters"] == model.net_.head.weight.numel() + 1
 
 
+def test_frozen_encoding_in_bf16_is_close_to_fp32_and_cached_apart(fold, tmp_path, monkeypatch):
+    """The cpu profile encodes under bf16 autocast (measured in benchmarks/bert_frozen_precision.py);
+    its vectors must stay close to fp32's and never be served for an fp32 run, or the reverse."""
+    import torch
+
+    from synbench.plugins.models.bert import row_entities
+
+    monkeypatch.setenv("SYNBENCH_CACHE_DIR", str(tmp_path))
+    cached = lambda: len(list((tmp_path / "embeddings" / "bert-frozen").rglob("*.npy")))  # noqa: E731
+    fp32 = _fit(fold, strategy="frozen")
+    n_fp32 = cached()
+    bf16 = _fit(fold, strategy="frozen", encode_bf16=True)
+    assert n_fp32 > 0 and cached() == 2 * n_fp32  # nothing reused across precisions
+    assert fp32.training_log_["encode_precision"] == "fp32"
+    assert bf16.training_log_["encode_precision"] == "bf16 autocast"
+    entities, cpu = row_entities(fold[2]), torch.device("cpu")
+    a = fp32._pooled(fp32.net_, fp32.builder_, entities, cpu)
+    b = bf16._pooled(bf16.net_, bf16.builder_, entities, cpu)
+    assert cached() == 2 * n_fp32  # the test rows were encoded (and cached) by predict
+    cosine = torch.nn.functional.cosine_similarity(a, b)
+    assert not torch.equal(a, b) and cosine.min() > 0.999
+    assert BertBaseline.profiles["cpu"].params["encode_bf16"] is True
+
+
 def test_full_changes_the_encoder(fold):
     model = _fit(fold, strategy="full")
     changed = _encoder_changes(model)
