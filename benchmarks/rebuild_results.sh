@@ -7,13 +7,13 @@ cd "$(dirname "$0")/.."
 # D3's reference results are on folds that keep replicates together (results/d3-deepdds); the
 # earlier folds let replicates straddle train and test (results/d3-deepdds-cpu, kept with its own report)
 STORES=(results/d1-oneil-cpu results/d3-deepdds results/oneil-zip-cpu results/d3-deepdds-cpu)
-# diagnostics (single folds measuring why a baseline falls short) and the tissue-transfer scenarios
-[ -f results/d1-diagnostics/store.json ] && STORES+=(results/d1-diagnostics)
-[ -f results/d1-transfer/store.json ] && STORES+=(results/d1-transfer)
-# cross-dataset: trained on the O'Neil ZIP scores, tested on CLOUD and FORCINA
-[ -f results/oneil-zip-cross/store.json ] && STORES+=(results/oneil-zip-cross)
-# BERT's training strategies (frozen, LoRA, full) at one reduced budget
-[ -f results/bert-strategies/store.json ] && STORES+=(results/bert-strategies)
+# diagnostics (single folds measuring why a baseline falls short), the tissue-transfer scenarios,
+# cross-dataset (trained on the O'Neil ZIP scores, tested on CLOUD and FORCINA) and BERT's training
+# strategies (frozen, LoRA, full) at one reduced budget: each counts once it holds a finished job (a
+# store is created when its first job starts, so a stream's first job in flight leaves one with none)
+for store in results/d1-diagnostics results/d1-transfer results/oneil-zip-cross results/bert-strategies; do
+    if compgen -G "$store/jobs/*/record.json" > /dev/null; then STORES+=("$store"); fi
+done
 for store in "${STORES[@]}"; do
     synbench leaderboard "$store" > /dev/null
     synbench report "$store" --out "$store/report.html"
