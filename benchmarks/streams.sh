@@ -12,13 +12,15 @@
 #
 # `start` runs each stream on a frozen copy of this checkout's package (pip --target into
 # $STREAMS_DIR/pkg-<commit>), so that editing the working tree never changes the code of a job in
-# flight. Streams started on the same commit share a copy; a stream restarted after a commit gets a
-# copy of its own while the others finish their jobs on theirs (so each can be restarted as its job
-# ends, losing no kept progress), and a copy no running stream uses is removed. The
+# flight. With two or more CPUs the neural stream is pinned to CPU 0 and the others to the rest
+# (`cpus_for`). Streams started on the same commit share a copy; a stream restarted after a commit
+# gets a copy of its own while the others finish their jobs on theirs (so each can be restarted as
+# its job ends, losing no kept progress), and a copy no running stream uses is removed. The
 # reference_runs_*.sh scripts and the stores are this checkout's (edit a running script only below
-# the line it is on). Each stream runs one job at a time on one thread. On a CPU where MKL runs its
-# generic kernels (`synbench blas`), the MKL shim is built and preloaded. Every script is resumable:
-# stored jobs are skipped, so `start` after a stop or on a new machine continues where they were.
+# the line it is on). Each stream runs one job at a time on one thread. On a CPU where MKL runs
+# its generic kernels (`synbench blas`), the MKL shim is built and preloaded. Every script is
+# resumable: stored jobs are skipped, so `start` after a stop or on a new machine continues where
+# they were.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -45,6 +47,16 @@ source_revision() {  # HEAD, with +dirty when the package's sources have uncommi
     else
         echo "$head"
     fi
+}
+
+cpus_for() {  # NAME: the CPUs its stream is pinned to (empty: not pinned)
+    # Only a neural job's finished phases outlive a session (its epoch state, hundreds of MB, stays
+    # on the machine), so the neural stream gets a core of its own and the others share the rest:
+    # unpinned beside two other streams on 2 cores, a DeepSynergy epoch took 4.3 min; pinned, 2.5.
+    local n
+    n=$(nproc 2>/dev/null || echo 1)
+    { command -v taskset > /dev/null && [ "$n" -ge 2 ]; } || return 0
+    if [ "$1" = neural ]; then echo 0; else echo "1-$((n - 1))"; fi
 }
 
 signal_all() {  # SIG [NAME ...]: each stream is a process group of its own (setsid): the signal reaches every job in it
@@ -98,10 +110,11 @@ import synbench; (Path(synbench.__file__).parent / REVISION_FILE).write_text(sys
     fi
     for name in "${streams[@]}"; do
         log=$STREAMS_DIR/logs/$name.log
-        echo "=== start $(date -u +%FT%TZ) on $revision${preload:+ with the MKL shim}" >> "$log"
-        LD_PRELOAD=$preload PYTHONPATH=$copy SYNBENCH_THREADS=1 setsid nohup "benchmarks/reference_runs_$name.sh" >> "$log" 2>&1 &
+        cpus=$(cpus_for "$name")
+        echo "=== start $(date -u +%FT%TZ) on $revision${preload:+ with the MKL shim}${cpus:+ on CPUs $cpus}" >> "$log"
+        LD_PRELOAD=$preload PYTHONPATH=$copy SYNBENCH_THREADS=1 ${cpus:+taskset -c "$cpus"} setsid nohup "benchmarks/reference_runs_$name.sh" >> "$log" 2>&1 &
         { running | grep -v "^$name "; echo "$name $! $copy"; } > "$PIDS.new"; mv "$PIDS.new" "$PIDS"
-        echo "$name: started on $revision (pid $!, log $log)${preload:+ with the MKL shim}"
+        echo "$name: started on $revision (pid $!, log $log)${preload:+ with the MKL shim}${cpus:+ on CPUs $cpus}"
     done
     # a copy no running stream imports from any more goes
     in_use=$(running | awk '{print $3}')
