@@ -47,6 +47,8 @@ run -d d1-oneil -t loewe -m baitsao --seeds 1,2 --out results/d1-oneil-cpu
 # row, last weights (its logs: 0.928; early stopping here: 0.914); two folds first
 run -d d3-deepdds -m deepdds --protocol table1 -p epoch_selection=last -p max_epochs=200 --folds 0,1 --out results/d3-deepdds
 run -d d1-oneil -t loewe -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
+# BERT fold 0 first: the frozen encoder's one-off encoding of D1 (~38,800 sequences of 512 tokens,
+# about 1.6 CPU-hours under the cpu profile's bf16 autocast) is cached for the other folds and targets
 run -d d1-oneil -t loewe -m bert --folds 0 --out results/d1-oneil-cpu
 
 # BAITSAO single-task on D1 (the multi-task signal is a method choice)
