@@ -54,6 +54,11 @@ for data in "d1-oneil -t loewe" "d3-deepdds"; do
     done
 done
 
+# BAITSAO single-task (the equal-training-signal control of issue 20) runs here, on the second core,
+# ahead of the baselines' seeds: the neural stream reaches it hours later and skips every job this
+# stream has stored or holds a lock on.
+run -d d1-oneil -m baitsao -p task_mode=single --out results/d1-oneil-cpu
+
 # Its own queue done, this stream lends its core to the classical baselines' queue, the longest
 # that is left: a second worker on reference_runs_baselines.sh, which skips every job stored or
 # locked by the baselines stream (each job is claimed with a lock file), so the two share its jobs.

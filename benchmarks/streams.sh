@@ -26,6 +26,10 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 STREAMS_DIR=${STREAMS_DIR:-$REPO/../streams}
 PIDS=$STREAMS_DIR/pids
+# The streams' cache (features, text embeddings) lives beside their logs, not under ~/.cache: a
+# frozen BERT encoding of D1 takes 1.6 CPU-hours, written in chunks, and a fresh machine keeps only
+# the work folder, so a later session resumes the encoding where this one left it.
+export SYNBENCH_CACHE_DIR=${SYNBENCH_CACHE_DIR:-$STREAMS_DIR/cache}
 mkdir -p "$STREAMS_DIR/logs"
 
 running() {  # "name pid copy" of every stream still alive (a reused pid that runs something else is not one)
