@@ -477,6 +477,20 @@ def test_a_raised_cap_supersedes_only_the_runs_that_reached_the_old_one():
     assert "early_stopping_rounds 20 -> 50" in runner.profile_drift(job, lowered)
 
 
+def test_a_profile_setting_without_effect_on_a_runs_mode_does_not_supersede_it():
+    # BERT's cpu profile came to fix encode_bf16 (the frozen strategy's encoding precision): the
+    # frozen run it changes is recomputed; a LoRA or full fine-tuning run, which never reads it, stays
+    def drift(strategy):
+        (job,) = runner.plan(["mock"], ["bert"], targets=["score"], profile="cpu", folds=[0],
+                             params={"strategy": strategy, "lr": 1e-3})
+        params = {"strategy": strategy, "lr": 1e-3, "max_length": 512, "epochs": 200, "patience": 3,
+                  "warmup": 0.005, "lora_r": 8}  # a record from before encode_bf16 existed
+        return runner.profile_drift(job, {"task": "regression", "params": params, "selected_params": {}})
+
+    assert drift("frozen") == "its profile 'cpu' now fixes encode_bf16 False -> True"
+    assert drift("lora") is None and drift("full") is None
+
+
 def test_no_command_writes_its_output_over_a_stores_files(store_dir, tmp_path):
     """Defect: `leaderboard --csv STORE/store.json` (or `--markdown` on a job's record.json, or
     `splits export --out` on its predictions) replaced the store's own files."""

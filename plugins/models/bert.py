@@ -365,6 +365,14 @@ class BertBaseline(Model):
         self.shuffle_drugs, self.scale_target, self.eval_batch_size = shuffle_drugs, scale_target, eval_batch_size
         self.encode_bf16 = encode_bf16  # strategy=frozen: the one-off encoding under bf16 autocast
 
+    @classmethod
+    def inert_params(cls, params: dict) -> set[str]:
+        """The parameters that do nothing under ``params``' strategy: a run's result does not depend
+        on them, so a profile that changes one does not supersede it (:func:`synbench.runner.profile_drift`)."""
+        strategy = params.get("strategy", "full")
+        inert = set() if strategy == "frozen" else {"encode_bf16"}
+        return inert if strategy == "lora" else inert | {"lora_r", "lora_alpha", "lora_dropout"}
+
     # -- helpers ----------------------------------------------------------------------------------
     def _check(self) -> None:
         if self.task not in ("regression", "classification"):
