@@ -54,7 +54,7 @@ for data in "d1-oneil -t loewe" "d3-deepdds"; do
     done
 done
 
-# BAITSAO single-task (the equal-training-signal control of issue 20) runs here, on the second core,
+# BAITSAO single-task (the equal-training-signal control) runs here, on the second core,
 # ahead of the baselines' seeds: the neural stream reaches it hours later and skips every job this
 # stream has stored or holds a lock on.
 run -d d1-oneil -m baitsao -p task_mode=single --out results/d1-oneil-cpu

@@ -489,6 +489,8 @@ def test_a_profile_setting_without_effect_on_a_runs_mode_does_not_supersede_it()
 
     assert drift("frozen") == "its profile 'cpu' now fixes encode_bf16 False -> True"
     assert drift("lora") is None and drift("full") is None
+    bert = get_registry().model("bert")  # a misspelt name would silently exempt nothing
+    assert bert.inert_params({"strategy": "full"}) <= set(bert.param_defaults())
 
 
 def test_no_command_writes_its_output_over_a_stores_files(store_dir, tmp_path):
