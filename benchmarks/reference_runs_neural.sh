@@ -58,19 +58,27 @@ run -d d1-oneil -m baitsao -p task_mode=single --out results/d1-oneil-cpu
 # MARSY a regressor, so each runs on the targets of its kind)
 run -d d1-oneil -m tabnet,bert --out results/d1-oneil-cpu
 run -d d3-deepdds -m baitsao,tabnet,bert --out results/d3-deepdds
+# DeepSynergy on D3 (a published target, ROC-AUC 0.90) before Loewe > 30: D3 has half D1's rows
+run -d d3-deepdds -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d3-deepdds
 run -d d1-oneil -t loewe_gt30 -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe_gt30 -m deepdds --protocol table1 --out results/d1-oneil-cpu
-run -d d3-deepdds -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d3-deepdds
 run -d d3-deepdds -m deepdds --protocol table1 -p epoch_selection=last -p max_epochs=200 --out results/d3-deepdds
 run -d oneil-drugcomb -t zip -m baitsao,tabnet,bert --out results/oneil-zip-cpu
 run -d oneil-drugcomb -t zip -m marsy,deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/oneil-zip-cpu
 
 # pre-training on the CLOUD and FORCINA screens, without any D1 combination, for -ft and -zs
-if [ ! -f "$CKPT" ] && [ -z "$DRY_RUN" ]; then
+# (a second worker on this script waits on the lock for the first one's checkpoint instead of
+# pre-training a copy of its own)
+if [ -z "$DRY_RUN" ]; then
     mkdir -p "$(dirname "$CKPT")"
-    echo "== synbench pretrain -> $CKPT"
-    synbench pretrain -d drugcomb-cloud,drugcomb-forcina --exclude-overlap d1-oneil --profile cpu --out "$CKPT" \
-        || echo "!! pretrain failed"
+    (
+        flock 9
+        if [ ! -f "$CKPT" ]; then
+            echo "== synbench pretrain -> $CKPT"
+            synbench pretrain -d drugcomb-cloud,drugcomb-forcina --exclude-overlap d1-oneil --profile cpu --out "$CKPT" \
+                || echo "!! pretrain failed"
+        fi
+    ) 9> "$CKPT.lock"
 fi
 run -d d1-oneil -m baitsao-ft -p checkpoint="$CKPT" --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe -m baitsao-zs -p checkpoint="$CKPT" --out results/d1-oneil-cpu

@@ -63,3 +63,8 @@ run -d d1-oneil -m baitsao -p task_mode=single --out results/d1-oneil-cpu
 # that is left: a second worker on reference_runs_baselines.sh, which skips every job stored or
 # locked by the baselines stream (each job is claimed with a lock file), so the two share its jobs.
 [ -n "$DRY_RUN" ] || benchmarks/reference_runs_baselines.sh
+
+# The baselines' queue done, the core goes to the neural queue, the longest of all: a second worker
+# on reference_runs_neural.sh, sharing its jobs through the same locks (a job with kept training
+# state resumes on whichever worker claims it next).
+[ -n "$DRY_RUN" ] || benchmarks/reference_runs_neural.sh
