@@ -246,6 +246,13 @@ class Model(Plugin):
         sig = inspect.signature(cls.__init__)
         return {n: p.default for n, p in sig.parameters.items() if n != "self" and p.default is not p.empty}
 
+    @classmethod
+    def inert_params(cls, params: dict[str, Any]) -> set[str]:
+        """The parameters that have no effect on a run with ``params`` (none by default). A model with
+        modes that ignore some of its parameters names them here, so that a profile changing one of
+        them does not supersede that mode's stored runs (:func:`synbench.runner.profile_drift`)."""
+        return set()
+
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.param_names()}
 

@@ -170,8 +170,8 @@ def profile_drift(job: Job, record: dict) -> str | None:
     the job ran would otherwise leave the old result standing under the same job id. Only the
     parameters the profile, the protocol's fixed values and ``-p`` set are compared; searched ones
     are the search's choice, and so are left out the ones a model names as without effect on a run
-    with the stored parameters (an optional classmethod ``inert_params(params) -> set``: BERT's
-    ``encode_bf16`` does nothing outside ``strategy=frozen``), so that a profile setting for one
+    with the stored parameters (:meth:`Model.inert_params`: BERT's ``encode_bf16`` does nothing
+    outside ``strategy=frozen``), so that a profile setting for one
     mode of a model does not recompute the runs of its other modes."""
     try:
         model_cls = get_registry().model(job.model)
@@ -185,7 +185,7 @@ def profile_drift(job: Job, record: dict) -> str | None:
     defaults = model_cls.param_defaults()
     if ran:  # a record without parameters says nothing to compare
         ran.update({k: defaults[k] for k in expected if k not in ran and k not in searched and k in defaults})
-    inert = set(getattr(model_cls, "inert_params", lambda params: ())(dict(ran)))
+    inert = set(model_cls.inert_params(dict(ran)))
     log = record.get("training") if isinstance(record.get("training"), dict) else {}
     # a run its own stopping rule ended before its cap computes the same under any higher cap
     cap = log.get("max_epochs", log.get("max_trees")) if log.get("stopped") == "early stopping" else None

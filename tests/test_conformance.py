@@ -14,6 +14,17 @@ def test_model_conforms(name):
     check_model(REGISTRY.model(name))
 
 
+def test_a_model_naming_an_inert_parameter_it_does_not_have_fails_conformance():
+    # profile_drift skips the names inert_params returns: a misspelt one would exempt nothing, unseen
+    class MisspeltInert(REGISTRY.model("lasso")):
+        @classmethod
+        def inert_params(cls, params):
+            return {"alhpa"}
+
+    with pytest.raises(AssertionError, match="alhpa"):
+        check_model(MisspeltInert)
+
+
 @pytest.mark.parametrize("name", REGISTRY.names("featurizer"))
 def test_featurizer_conforms(name):
     check_featurizer(REGISTRY.featurizer(name))
