@@ -72,9 +72,9 @@ def check_model(model_cls) -> None:
     assert {"task", "seed"} <= params, f"model '{model_cls.name}' must take task and seed in __init__"
     for task in model_cls.tasks:  # every profile and a draw from every search space must construct
         for pname, profile in model_cls.profiles.items():
-            made = model_cls(task=task, seed=0, **profile.params).get_params()
+            profile_params = model_cls(task=task, seed=0, **profile.params).get_params()
             # a misspelt name would exempt nothing from profile_drift, without a sign
-            unknown = set(model_cls.inert_params(made)) - params
+            unknown = set(model_cls.inert_params(profile_params)) - params
             assert not unknown, f"inert_params() under profile '{pname}' names {sorted(unknown)}, not parameters of __init__"
         for where, space in _spaces(model_cls).items():
             draw = {k: v.rvs(0) if hasattr(v, "rvs") else v for k, v in space.items()}  # other values are fixed
