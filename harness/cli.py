@@ -140,7 +140,8 @@ def _parse_params(values: Optional[List[str]]) -> dict:
 
 # seeds reach NumPy's RandomState as seed * 100 + fold, which must stay below 2**32
 MAX_SEED = 2**32 // 100 - 1
-ROUGH_BASES = ("other settings", "other split")  # a dry run's estimates from the same model's other runs
+# a dry run's estimates from the same model's other runs (scaled: by the trials its own unfinished jobs kept)
+ROUGH_BASES = ("other settings", "other split", "other settings, scaled", "other split, scaled")
 
 
 def _check_seed(seed: int, option: str = "--seed") -> None:
@@ -402,7 +403,9 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         summary.append(f"estimated compute for the pending jobs: {_duration(total)}")
     rough = int(((status["status"] == "pending") & status["est_basis"].isin(ROUGH_BASES)).sum()) if len(status) else 0
     if rough:
-        summary.append(f"{rough} of them (~) estimated from the same model's runs under other settings or splits")
+        scaled = int(((status["status"] == "pending") & status["est_basis"].str.endswith(", scaled")).sum())
+        summary.append(f"{rough} of them (~) estimated from the same model's runs under other settings or splits"
+                       + (f", {scaled} scaled by the search trials their settings' unfinished jobs kept" if scaled else ""))
     if unknown:
         summary.append(f"{unknown} pending job(s) have no finished fold to estimate from")
     out.print("; ".join(summary + ["nothing was run"]), markup=False, highlight=False, soft_wrap=True)

@@ -1105,14 +1105,35 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     settings (``-p`` values, protocol, trials: a rough guide, ``est_basis`` says ``other settings``),
     else under another split of the same data (a tissue fraction, another scheme: ``other split``);
     NaN when none exists. ``store=None``: nothing is stored yet.
+
+    A rough estimate is scaled by what the configuration's own search trials cost where a running or
+    stopped job of it has kept some (``.search-*.json``): its mean trial seconds over theirs, trial
+    for trial (complete trials only; ``est_basis`` gains ``, scaled``). Settings that change the cost
+    per row (both drug orders double the rows and the drug columns: an SVM's trial took 12 times the
+    pooled one's) would otherwise be estimated at the other settings' cost.
     """
     seconds: dict[Job, list[float]] = {}
     near: dict[tuple, list[float]] = {}
+    near_trials: dict[tuple, list[tuple[float, float]]] = {}  # (compute, mean complete-trial seconds) of searched jobs
     for record in store.records() if store else []:
         same_config, cost = replace(Job.from_dict(record["job"]), fold=-1, seed=0), compute_seconds(record)
         seconds.setdefault(same_config, []).append(cost)
         near.setdefault(_model_on_data(same_config), []).append(cost)
         near.setdefault(_model_on_data(same_config)[:-1], []).append(cost)  # any split
+        trial = _mean_trial_seconds(record.get("search"))
+        if trial:
+            near_trials.setdefault(_model_on_data(same_config), []).append((cost, trial))
+            near_trials.setdefault(_model_on_data(same_config)[:-1], []).append((cost, trial))
+    kept_trials: dict[Job, list[float]] = {}  # complete-trial seconds kept by unfinished jobs, per configuration
+    if store is not None:
+        settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
+        for job in jobs:
+            try:
+                trials = json.loads(search_progress_path(settings, job).read_text())["trials"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            kept_trials.setdefault(replace(job, fold=-1, seed=0), []).extend(
+                float(t["seconds"]) for t in trials if isinstance(t, dict) and t.get("state") == "complete" and t.get("seconds"))
     def status(job: Job) -> tuple[str, bool]:
         if store is not None and stored(store, job):
             return "done", False
@@ -1127,6 +1148,11 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
             basis = "other settings"
         if not previous and (previous := near.get(_model_on_data(job)[:-1], [])):
             basis = "other split"
+        own_trials = kept_trials.get(replace(job, fold=-1, seed=0))
+        reference = near_trials.get(_model_on_data(job) if basis == "other settings" else _model_on_data(job)[:-1], [])
+        if basis in ("other settings", "other split") and own_trials and reference:
+            own = float(np.mean(own_trials))
+            previous, basis = [cost * own / trial for cost, trial in reference], basis + ", scaled"
         state, stale = status(job)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,
@@ -1134,6 +1160,13 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
                      "job_id": job.job_id,
                      "kept": kept_progress(store, job) if store is not None and state != "done" else ""})
     return pd.DataFrame(rows)
+
+
+def _mean_trial_seconds(search) -> float:
+    """The mean seconds of a stored search's complete trials (0.0 when it has none)."""
+    seconds = [float(t["seconds"]) for t in search or [] if isinstance(t, dict) and t.get("state") == "complete"
+               and t.get("seconds")]
+    return float(np.mean(seconds)) if seconds else 0.0
 
 
 def _model_on_data(job: Job) -> tuple:

@@ -221,6 +221,34 @@ def test_dry_run_reports_where_a_long_run_stands_and_writes_nothing(tmp_path):
     assert fresh.returncode == 0 and "20 pending" in fresh.stdout and not (tmp_path / "new").exists()
 
 
+def test_plan_status_scales_a_rough_estimate_by_the_trials_its_own_unfinished_jobs_kept(tmp_path):
+    from synbench import runner
+    from synbench.store import Store
+
+    store = Store(tmp_path / "s")
+    runner.run(runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0], trials=2), store)
+    (record,) = list(store.records())
+    trial = runner._mean_trial_seconds(record["search"])
+    assert trial > 0
+    # a variant whose search has kept trials 10 times as slow as the stored run's (both drug orders
+    # make an SVM's trials some 12 times slower) is estimated at 10 times that run's cost, not at it
+    variant = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0, 1], trials=2,
+                          params={"combine": "concat"})
+    rough = runner.plan_status(variant, store)
+    assert rough["est_basis"].tolist() == ["other settings"] * 2
+    kept = {"fingerprint": {"n_trials": 2}, "trials": [
+        {"state": "complete", "seconds": 10 * trial, "value": 1.0, "proposal": {}, "reports": []},
+        {"state": "pruned", "seconds": 0.001, "value": None, "proposal": {}, "reports": []}]}  # pruned: not a full trial's cost
+    runner.search_progress_path(runner.RunSettings(checkpoint_dir=str(store.jobs_dir)), variant[0]).write_text(json.dumps(kept))
+    scaled = runner.plan_status(variant, store)
+    assert scaled["est_basis"].tolist() == ["other settings, scaled"] * 2  # fold 1 too: the settings, not the fold, set the cost
+    assert scaled["est_seconds"].tolist() == pytest.approx([10 * runner.compute_seconds(record)] * 2)
+    res = _cli("run", "-d", "mock", "-m", "lasso", "-t", "score", "--profile", "smoke", "--folds", "0,1", "--trials", "2",
+               "-p", "combine=concat", "--out", str(store.root), "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "2 scaled by the search trials their settings' unfinished jobs kept" in res.stdout
+
+
 def test_plan_status_estimates_other_seeds_from_stored_folds_with_their_resumed_work(tmp_path):
     from synbench import runner
     from synbench.store import Store
