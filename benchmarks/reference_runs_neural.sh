@@ -55,12 +55,12 @@ run -d d1-oneil -t loewe -m bert --folds 0 --out results/d1-oneil-cpu
 run -d d1-oneil -m baitsao -p task_mode=single --out results/d1-oneil-cpu
 
 # the published networks whose folds can change a verdict next: DeepSynergy on D3 (a published
-# target, ROC-AUC 0.90; D3 has half D1's rows), then DeepSynergy and DeepDDS on Loewe > 30, where
-# the strong baselines and BAITSAO sit within 0.01 of each other. TabNet and BERT, which trail
-# every board they are on, follow
+# target, ROC-AUC 0.90; D3 has half D1's rows), then DeepDDS (the cheaper, about an hour a fold)
+# and DeepSynergy on Loewe > 30, where the strong baselines and BAITSAO sit within 0.01 of each
+# other. TabNet and BERT, which trail every board they are on, follow
 run -d d3-deepdds -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d3-deepdds
-run -d d1-oneil -t loewe_gt30 -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe_gt30 -m deepdds --protocol table1 --out results/d1-oneil-cpu
+run -d d1-oneil -t loewe_gt30 -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
 
 # the neural baselines, all five folds; D1 first, then D3 and ZIP (DeepDDS is a classifier and
 # MARSY a regressor, so each runs on the targets of its kind)
