@@ -170,3 +170,46 @@ def test_a_dropped_durable_phase_does_not_come_back(tmp_path):
     path.unlink()  # a new machine: the companion alone
     assert neural.TrainingState(path, {"x": 1}).get("first-done") is None
     assert not list(tmp_path.glob(".part-*"))  # every write went through its own temporary file
+
+
+@pytest.mark.parametrize("epoch_selection", ["validation", "last"])
+def test_a_stopped_deepdds_fit_resumes_where_it_stopped(tmp_path, monkeypatch, epoch_selection):
+    """DeepDDS runs its own epoch loop (graph minibatches); stopped after three epochs it continues at
+    the fourth and ends with what the uninterrupted fit computes, its early-stopping decisions included."""
+    pytest.importorskip("torch_geometric")
+    cls = get_registry().model("deepdds")
+    train, valid, test, _ = mock_batches(cls, "classification")
+    params = {**cls.profiles["smoke"].params, "max_epochs": 6, "patience": 2, "epoch_selection": epoch_selection}
+
+    def fit(path):
+        model = cls(seed=0, **params)
+        model.checkpoint_path_ = path
+        return model.fit(train, valid)
+
+    whole = fit(tmp_path / ".training-whole.pt")
+    path = tmp_path / ".training-job.pt"
+    epochs, real = [0], cls._logits if epoch_selection == "validation" else None
+    from synbench.plugins.models import deepdds
+
+    class Stopped(Exception):
+        pass
+
+    def stop_in_epoch_four(*args, **kwargs):  # the fourth epoch's validation pass (or its progress line) never comes
+        epochs[0] += 1
+        if epochs[0] > 3:
+            raise Stopped
+        return real(*args, **kwargs) if real else None
+
+    if real:
+        monkeypatch.setattr(cls, "_logits", stop_in_epoch_four)
+    else:
+        monkeypatch.setattr(deepdds, "report", stop_in_epoch_four)
+    with pytest.raises(Stopped):
+        fit(path)
+    monkeypatch.undo()
+    assert path.is_file()
+    resumed = fit(path)
+    np.testing.assert_array_equal(resumed.predict(test), whole.predict(test))
+    for key in ("history", "best_epoch", "epochs_run", "stopped"):
+        assert resumed.training_log_[key] == whole.training_log_[key]
+    assert resumed.training_log_["resumed_at_epoch"] == 3 and "resumed_at_epoch" not in whole.training_log_

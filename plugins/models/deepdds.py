@@ -57,6 +57,11 @@ Profiles:
   is the same; only dropout masks are shared within a step. With about 40 distinct drugs per
   128 rows this cuts the graph work several-fold, the dominant CPU cost.
 - ``smoke``: 2 epochs of a narrow network (hidden 16, 2 heads, width 64), for tests.
+
+A job's final fit saves its training state after every epoch (weights, optimiser, the shuffling
+and dropout random states, the early-stopping bookkeeping: :class:`synbench.neural.TrainingState`),
+so a fold stopped part-way (a session's end) continues at the epoch where it stopped and computes
+what the uninterrupted fit computes; ``training_log_["resumed_at_epoch"]`` says where.
 """
 
 from __future__ import annotations
@@ -120,6 +125,26 @@ class _Inputs:
         self.pair_rows = np.concatenate(pair_rows)
         self.left, self.right = np.concatenate(left), np.concatenate(right)
         self.n_rows = len(rows)
+
+
+def _digest_arrays(inputs: _Inputs) -> list:
+    """The arrays that define a batch's training inputs, for a kept training state's fingerprint."""
+    atoms = np.concatenate([graph.x.numpy().ravel() for graph in inputs.graphs]) if inputs.graphs else np.empty(0)
+    edges = np.concatenate([graph.edge_index.numpy().ravel() for graph in inputs.graphs]) if inputs.graphs else np.empty(0)
+    return [atoms, edges, inputs.cell_matrix, inputs.cell_of_row, inputs.pair_rows, inputs.left, inputs.right]
+
+
+# numpy's PCG64 state holds 128-bit integers; a state file is read with torch.load(weights_only=True),
+# so they travel as decimal strings
+def _plain_state(state: dict) -> dict:
+    return {key: (_plain_state(value) if isinstance(value, dict) else str(value) if isinstance(value, int) else value)
+            for key, value in state.items()}
+
+
+def _shuffler_state(plain: dict) -> dict:
+    return {key: (_shuffler_state(value) if isinstance(value, dict)
+                  else int(value) if isinstance(value, str) and value.lstrip("-").isdigit() else value)
+            for key, value in plain.items()}
 
 
 def _network(n_atom_features: int, n_genes: int, hidden: int, heads: int, dropout: float, width: int):
@@ -236,7 +261,8 @@ class DeepDDSModel(Model):
         from sklearn.metrics import roc_auc_score
         from torch_geometric.data import Batch as GraphBatch
 
-        from synbench.neural import EarlyStopping, device, seed_everything, stop_reason
+        from synbench.neural import (EarlyStopping, TrainingState, data_digest, device, rng_states, seed_everything,
+                                     set_rng_states, stop_reason)
         from synbench.neural import optimiser as make_optimiser
 
         self._check()
@@ -270,8 +296,30 @@ class DeepDDSModel(Model):
         n, batch_size = inputs.n_rows, int(self.batch_size)
         slot = np.empty(n, dtype=np.int64)
         history = {"train_loss": [], "valid_loss": [], "valid_auc": []}
-        started, epochs = time.perf_counter(), 0
-        for epoch in range(int(self.max_epochs)):
+        # a job's final fit saves its state every epoch and, stopped part-way, continues from it
+        # (a search trial keeps none); the state resumes only on the same inputs
+        searching = getattr(self, "report_progress_", None) is not None
+        state = None if searching else TrainingState.of(self, {
+            "train": n, "valid": None if val_inputs is None else val_inputs.n_rows, "use_auc": use_auc,
+            "data": data_digest(*_digest_arrays(inputs), y)
+            + ("" if val_inputs is None else data_digest(*_digest_arrays(val_inputs), y_valid))})
+        saved = state.get("train") if state is not None else None
+        seconds_before, resumed_at, epochs = 0.0, None, 0
+        if saved is not None:
+            net.load_state_dict(saved["net"])
+            kernel = {key: optimizer.defaults.get(key) for key in ("fused", "foreach")}
+            optimizer.load_state_dict(saved["optimiser"])
+            for group in optimizer.param_groups:  # the kernel is this process's choice, not the saved state's
+                group.update(kernel)
+            shuffler.bit_generator.state = _shuffler_state(saved["shuffler"])
+            set_rng_states(saved)
+            stopper.load_state_dict(saved["early_stopping"])
+            history = {key: list(values) for key, values in saved["history"].items()}
+            seconds_before, resumed_at = float(saved["seconds"]), len(history["train_loss"])
+            epochs = resumed_at
+            report(f"resumed after epoch {epochs} of {int(self.max_epochs)}")
+        started = time.perf_counter()
+        for epoch in range(epochs, int(self.max_epochs)):
             net.train()
             order = shuffler.permutation(n)
             total = 0.0
@@ -306,16 +354,22 @@ class DeepDDSModel(Model):
             history["train_loss"].append(round(total / n, 5))
             if val_inputs is None:  # the published schedule: nothing else tells a log that training is alive
                 report(f"epoch {epochs}/{int(self.max_epochs)}: training loss {history['train_loss'][-1]:.4g}")
-                continue
-            logits = self._logits(val_inputs)
-            val_loss = float(F.cross_entropy(logits, y_valid_t))
-            prob = torch.softmax(logits, dim=1)[:, 1].cpu().numpy()
-            auc = float(roc_auc_score(y_valid, prob)) if use_auc else float("nan")
-            history["valid_loss"].append(round(val_loss, 5))
-            history["valid_auc"].append(round(auc, 5))
-            self.report_validation(epoch + 1, (1.0 - auc) if use_auc else val_loss)
-            if stopper.step(epoch, (1.0 - auc) if use_auc else val_loss, net):
-                break
+            else:
+                logits = self._logits(val_inputs)
+                val_loss = float(F.cross_entropy(logits, y_valid_t))
+                prob = torch.softmax(logits, dim=1)[:, 1].cpu().numpy()
+                auc = float(roc_auc_score(y_valid, prob)) if use_auc else float("nan")
+                history["valid_loss"].append(round(val_loss, 5))
+                history["valid_auc"].append(round(auc, 5))
+                self.report_validation(epoch + 1, (1.0 - auc) if use_auc else val_loss)
+                if stopper.step(epoch, (1.0 - auc) if use_auc else val_loss, net):
+                    break
+            if state is not None:
+                state.put("train", {
+                    "net": {k: v.detach().clone() for k, v in net.state_dict().items()},
+                    "optimiser": optimizer.state_dict(), "shuffler": _plain_state(shuffler.bit_generator.state),
+                    **rng_states(), "early_stopping": stopper.state_dict(), "history": history,
+                    "seconds": seconds_before + time.perf_counter() - started})
         if val_inputs is not None:
             stopper.restore(net)
         best = stopper.best_epoch if val_inputs is not None and stopper.best_epoch >= 0 else epochs - 1
@@ -328,7 +382,10 @@ class DeepDDSModel(Model):
             "best_valid_auc": history["valid_auc"][best] if val_inputs is not None else None,
             "best_valid_loss": history["valid_loss"][best] if val_inputs is not None else None,
             "final_train_loss": history["train_loss"][-1] if history["train_loss"] else None,
-            "seconds_per_epoch": round((time.perf_counter() - started) / max(epochs, 1), 2),
+            # every epoch's time, those of a stopped process included (the record's fit_seconds is this process's)
+            "seconds": round(seconds_before + time.perf_counter() - started, 2),
+            "seconds_per_epoch": round((seconds_before + time.perf_counter() - started) / max(epochs, 1), 2),
+            **({"resumed_at_epoch": resumed_at} if resumed_at is not None else {}),
             "n_train_rows": n, "n_valid_rows": 0 if val_inputs is None else val_inputs.n_rows,
             "history": history,
             **stop,
