@@ -199,7 +199,24 @@ def profile_drift(job: Job, record: dict) -> str | None:
     changed = [f"{k} {plain(ran[k])!r} -> {plain(v)!r}" for k, v in sorted(expected.items())
                if k in ran and k not in searched and k not in inert and plain(ran[k]) != plain(v)
                and not raised_cap(plain(ran[k]), plain(v))]
-    return f"its profile '{job.profile}' now fixes {', '.join(changed)}" if changed else None
+    if changed:
+        return f"its profile '{job.profile}' now fixes {', '.join(changed)}"
+    return _space_drift(model_cls, profile, job, record)
+
+
+def _space_drift(model_cls, profile: Profile, job: Job, record: dict) -> str | None:
+    """How the ranges a stored job searched differ from the ones its search would cover today (None
+    when they do not, or when it ran no trials: then the ranges chose nothing). A widened range
+    (a low edge every fold chose) would otherwise leave the narrower search's result standing."""
+    summary = record.get("search_summary") or {}
+    searched = summary.get("space")
+    if not isinstance(searched, dict) or not (summary.get("n_trials") or record.get("search")):
+        return None
+    space, _ = job_space(model_cls, profile, job, record.get("task"))
+    today = {k: str(v) for k, v in space.items() if is_distribution(v) and k not in dict(job.params)}
+    changed = [f"{k} {searched.get(k, 'unsearched')} -> {today.get(k, 'unsearched')}"
+               for k in sorted(set(searched) | set(today)) if searched.get(k) != today.get(k)]
+    return f"its search under '{job.protocol}' now covers {', '.join(changed)}" if changed else None
 
 
 def validation_rows_learnt(model, n_valid: int) -> int:
@@ -215,7 +232,7 @@ def validation_rows_learnt(model, n_valid: int) -> int:
 
 def stored(store: Store, job: Job) -> bool:
     """Whether ``job`` is in ``store`` as its plan would compute it today. A stored job whose
-    profile changed since (:func:`profile_drift`) is superseded: moved to ``jobs/.superseded``
+    profile or search ranges changed since (:func:`profile_drift`) is superseded: moved to ``jobs/.superseded``
     (a dry run only reports it) and counted as not done, so the next run recomputes it."""
     if not store.has_job(job.job_id):
         return False

@@ -460,6 +460,40 @@ def test_a_job_whose_profile_changed_since_it_ran_is_recomputed(store_dir, tmp_p
     assert len(list((tmp_path / "lasso" / "jobs" / ".superseded").iterdir())) == 1  # the old one, kept
 
 
+def test_a_job_whose_search_ranges_changed_since_it_ran_is_recomputed(tmp_path, monkeypatch):
+    # TabNet's strong n_steps went from {3..10} to {1..10} after every D1 fold chose 3: the stored
+    # runs searched a narrower range than the plan now searches, so they do not stand for it
+    from synbench.base import Real
+
+    lasso = get_registry().model("lasso")
+    plan = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0], trials=2)
+    store = Store(tmp_path / "lasso")
+    assert runner.run(plan, store)["done"] == 1
+    (job_id,) = store.job_ids()
+    old = str(lasso.space_for("strong", "regression")["alpha"])
+    assert store.record(job_id)["search_summary"]["space"]["alpha"] == old
+    assert runner.run(plan, Store(tmp_path / "lasso"))["skipped"] == 1  # unchanged ranges: done
+    monkeypatch.setitem(lasso.search_spaces, "strong:regression", {"alpha": Real(1e-6, 10.0, log=True)})
+    res = _invoke("run", "-d", "mock", "-m", "lasso", "-t", "score", "--profile", "smoke", "--folds", "0",
+                  "--trials", "2", "--no-constant", "--dry-run", "--out", tmp_path / "lasso")
+    assert res.exit_code == 0, res.output
+    assert f"its search under 'strong' now covers alpha {old} -> [1e-06, 10] log" in res.output and "1 pending" in res.output
+    summary = runner.run(plan, Store(tmp_path / "lasso"))
+    assert summary["done"] == 1 and summary["skipped"] == 0
+    assert Store(tmp_path / "lasso").record(job_id)["search_summary"]["space"]["alpha"] == "[1e-06, 10] log"
+    assert len(list((tmp_path / "lasso" / "jobs" / ".superseded").iterdir())) == 1  # the old one, kept
+    # a run that searched nothing (no trials) chose nothing from its ranges: it stands for any ranges
+    (unsearched,) = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0], trials=0)
+    record = {"task": "regression", "params": {}, "selected_params": {}, "search": [],
+              "search_summary": {"n_trials": 0, "space": {"alpha": old}}}
+    assert runner.profile_drift(unsearched, record) is None
+    # a range a -p value replaced is not searched: it is not compared
+    (fixed,) = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0], trials=2, params={"alpha": 0.1})
+    record = {"task": "regression", "params": {"alpha": 0.1}, "selected_params": {}, "search": [{}],
+              "search_summary": {"n_trials": 2, "space": {}}}
+    assert runner.profile_drift(fixed, record) is None
+
+
 def test_a_raised_cap_supersedes_only_the_runs_that_reached_the_old_one():
     # TreeComb's strong cap went from 2,000 to 5,000 trees: a run that stopped itself at 900 trees
     # computes the same under either; one that hit 2,000 does not

@@ -3,7 +3,7 @@
 pytorch-tabnet's ``TabNetRegressor`` / ``TabNetClassifier`` on ``tabular_design(batch, "mean")``
 over the ``llm-description`` features: mean of the k drug embeddings || cell-line embedding || k.
 Search: ``table1`` is BAITSAO's Table 1 (n_steps, n_a, n_d, gamma); ``strong`` the TabNet paper's
-tuning ranges (n_d, n_a, n_steps, gamma, lambda_sparse, learning rate), with the profile's epoch
+tuning ranges (n_d, n_a, n_steps, gamma, lambda_sparse, learning rate; n_steps from 1, not 3), with the profile's epoch
 cap and patience; every epoch hands the search the validation metric the early stopping watches
 (as a loss: 1 - ROC-AUC for classification), so a hopeless trial is pruned after
 ``prune_warmup_steps`` epochs. The other parameters default to
@@ -76,8 +76,12 @@ class TabNetModel(Model):
     }
     search_spaces = {
         "table1": search_space,
-        # Arik & Pfister's tuning ranges (their Appendix), continuous where they listed a grid
-        "strong": {"n_d": Integer(8, 64, log=True), "n_a": Integer(8, 64, log=True), "n_steps": Integer(3, 10),
+        # Arik & Pfister's tuning ranges (their Appendix), continuous where they listed a grid, with
+        # n_steps from 1 (Table 1's lower end) instead of 3: on D1 Loewe both folds searched over
+        # {3..10} chose 3, the range's edge, and scored below Table 1's search on the same folds
+        # (PCC 0.555 against 0.581 on average), whose folds chose 1 and 2 steps
+        "strong": {"n_d": Integer(8, 64, log=True), "n_a": Integer(8, 64, log=True),
+                   "n_steps": Integer(1, 10, limits=("low",)),
                    "gamma": Real(1.0, 2.0, limits=("low",)), "lambda_sparse": Real(1e-6, 1e-2, log=True), "lr": Real(5e-3, 2.5e-2, log=True)},
     }
     uses_validation = True
