@@ -276,6 +276,14 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
             flags.append(f"capped while improving ({improving}/{n})")
         if capped:
             flags.append(f"stopped at its cap ({capped}/{n})")
+        # a record the current code would recompute (its profile or search ranges changed since it
+        # ran) stands on the board until a run of its job replaces it, and says so meanwhile
+        outdated: dict[str, int] = {}
+        for r in recs:
+            what = _superseded_by(r)
+            if what:
+                outdated[what] = outdated.get(what, 0) + 1
+        flags += [f"superseded: earlier {what} ({c}/{n})" for what, c in sorted(outdated.items())]
         rows.append(dict(zip(METHOD_COLS, key), trials="/".join(map(str, trials)), flags="; ".join(flags)))
         searched[key] = max(trials)
         seeds_of: dict[str, set] = {}  # dataset/target -> the seeds the method ran there
@@ -335,6 +343,24 @@ def _trains_on_validation_rows(model: str, params_json: str) -> bool | None:
         return bool(cls(**{k: v for k, v in json.loads(params_json).items() if k in known}).trains_on_validation_rows())
     except Exception:  # a model no longer installed, or a value it no longer takes
         return None
+
+
+def _superseded_by(record: dict) -> str | None:
+    """What changed since ``record`` ran such that its job's next run recomputes it ("search
+    ranges", "profile settings"), or None (:func:`synbench.runner.profile_drift`). A record from
+    before protocols (labelled ``table1 (v0)``) is a configuration of its own that no plan
+    recomputes, and a model no longer installed has nothing to compare with: both None."""
+    from .runner import Job, profile_drift
+
+    if "protocol" not in record.get("job", {}):
+        return None
+    try:
+        reason = profile_drift(Job.from_dict(record["job"]), record)
+    except Exception:  # a record this version cannot rebuild a job from
+        return None
+    if reason is None:
+        return None
+    return "search ranges" if reason.startswith("its search") else "profile settings"
 
 
 def _param_limits(model: str, record: dict) -> dict[str, tuple]:

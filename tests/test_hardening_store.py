@@ -478,8 +478,15 @@ def test_a_job_whose_search_ranges_changed_since_it_ran_is_recomputed(tmp_path, 
                   "--trials", "2", "--no-constant", "--dry-run", "--out", tmp_path / "lasso")
     assert res.exit_code == 0, res.output
     assert f"its search under 'strong' now covers alpha {old} -> [1e-06, 10] log" in res.output and "1 pending" in res.output
+    # until a run replaces it, the board shows the stored result and says it is superseded
+    from synbench.leaderboard import method_flags
+
+    (flags,) = method_flags(list(Store(tmp_path / "lasso").records()))["flags"]
+    assert "superseded: earlier search ranges (1/1)" in flags
     summary = runner.run(plan, Store(tmp_path / "lasso"))
     assert summary["done"] == 1 and summary["skipped"] == 0
+    (flags,) = method_flags(list(Store(tmp_path / "lasso").records()))["flags"]
+    assert "superseded" not in flags
     assert Store(tmp_path / "lasso").record(job_id)["search_summary"]["space"]["alpha"] == "[1e-06, 10] log"
     assert len(list((tmp_path / "lasso" / "jobs" / ".superseded").iterdir())) == 1  # the old one, kept
     # a run that searched nothing (no trials) chose nothing from its ranges: it stands for any ranges
