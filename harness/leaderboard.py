@@ -365,12 +365,16 @@ def _superseded_by(record: dict) -> str | None:
 
 def _param_limits(model: str, record: dict) -> dict[str, tuple]:
     """The sides of each searched parameter that are its own limits, from the model's current
-    declaration (a model no longer installed declares none)."""
+    declaration (a model no longer installed declares none). A range the record searched that is
+    not today's declares none: its edge is not today's limit (TabNet's n_steps once started at 3,
+    where 1 is the limit now)."""
     try:
         space = get_registry().model(model).space_for(record["job"].get("protocol", ""), record.get("task"))
     except Exception:
         return {}
-    return {name: getattr(spec, "limits", ()) for name, spec in space.items()}
+    searched = (record.get("search_summary") or {}).get("space") or {}
+    return {name: getattr(spec, "limits", ()) for name, spec in space.items()
+            if name not in searched or searched[name] == str(spec)}
 
 
 def _fit_max_rows(model: str, profile: str) -> int | None:

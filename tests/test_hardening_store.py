@@ -501,6 +501,26 @@ def test_a_job_whose_search_ranges_changed_since_it_ran_is_recomputed(tmp_path, 
     assert runner.profile_drift(fixed, record) is None
 
 
+def test_a_low_edge_chosen_before_the_range_was_widened_stays_flagged():
+    # TabNet's strong n_steps went from {3..10} to {1..10}, whose low side (1 step) is the
+    # parameter's own limit: a stored run that chose 3 chose the edge of the range it searched
+    from synbench.leaderboard import method_flags
+
+    space = {k: str(v) for k, v in get_registry().model("tabnet").space_for("strong", "regression").items()}
+
+    def record(n_steps_range, chosen):
+        job = {"dataset": "mock", "target": "score", "model": "tabnet", "featurizers": ["llm-description"], "profile": "cpu",
+               "split": "random", "n_folds": 5, "fold": 0, "seed": 0, "params": {}, "protocol": "strong", "trials": None}
+        return {"job": job, "task": "regression", "params": {}, "selected_params": {"n_steps": chosen}, "metrics": {},
+                "target_scaling": {"method": "standardise"},
+                "search_summary": {"n_trials": 12, "space": {**space, "n_steps": n_steps_range}, "edge_params": {"n_steps": "low"}}}
+
+    (flags,) = method_flags([record("{3..10}", 3)])["flags"]
+    assert "edge: n_steps low (1/1)" in flags and "superseded: earlier search ranges (1/1)" in flags
+    (flags,) = method_flags([record("{1..10}", 1)])["flags"]
+    assert "edge" not in flags and "superseded" not in flags  # one step: the limit, not an edge
+
+
 def test_a_raised_cap_supersedes_only_the_runs_that_reached_the_old_one():
     # TreeComb's strong cap went from 2,000 to 5,000 trees: a run that stopped itself at 900 trees
     # computes the same under either; one that hit 2,000 does not
