@@ -334,9 +334,10 @@ class BertBaseline(Model):
     featurizers = ("description",)
     search_space = {"epochs": Integer(5, 10), "lr": Real(1e-5, 1e-4, log=True)}  # BAITSAO Table 1
     # strong: the epoch count stays the profile's (early stopping ends training); the learning-rate
-    # range spans fine-tuning (1e-5..1e-4) and a frozen encoder's linear probe (up to ~1e-3)
+    # range spans fine-tuning (1e-5..1e-4) and a frozen encoder's linear probe, up to 1e-2: with
+    # 3e-3 as its top, D1 fold 0 chose 2.8e-3 and its five best trials all had 2e-3 or more
     search_spaces = {"table1": search_space,
-                     "strong": {"lr": Real(1e-5, 3e-3, log=True), "weight_decay": Real(1e-3, 0.1, log=True),
+                     "strong": {"lr": Real(1e-5, 1e-2, log=True), "weight_decay": Real(1e-3, 0.1, log=True),
                                 "dropout": Real(0.0, 0.3, limits=("low",))}}
     uses_validation = True
     prune_warmup_steps = 2  # epochs: a fine-tuning run has 5-10
