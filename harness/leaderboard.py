@@ -347,20 +347,18 @@ def _trains_on_validation_rows(model: str, params_json: str) -> bool | None:
 
 def _superseded_by(record: dict) -> str | None:
     """What changed since ``record`` ran such that its job's next run recomputes it ("search
-    ranges", "profile settings"), or None (:func:`synbench.runner.profile_drift`). A record from
+    ranges", "profile settings"), or None (:func:`synbench.runner.drift`). A record from
     before protocols (labelled ``table1 (v0)``) is a configuration of its own that no plan
     recomputes, and a model no longer installed has nothing to compare with: both None."""
-    from .runner import Job, profile_drift
+    from .runner import Job, drift
 
     if "protocol" not in record.get("job", {}):
         return None
     try:
-        reason = profile_drift(Job.from_dict(record["job"]), record)
+        found = drift(Job.from_dict(record["job"]), record)
     except Exception:  # a record this version cannot rebuild a job from
         return None
-    if reason is None:
-        return None
-    return "search ranges" if reason.startswith("its search") else "profile settings"
+    return found[0] if found else None
 
 
 def _param_limits(model: str, record: dict) -> dict[str, tuple]:

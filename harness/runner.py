@@ -164,21 +164,40 @@ def job_space(model_cls, profile: Profile, job: Job, task: str | None) -> tuple[
     return space, fixed
 
 
+def searched_ranges(space: dict, job: Job) -> dict:
+    """The ranges ``job``'s search covers: the distributions of its ``space`` (:func:`job_space`),
+    less the parameters its ``-p`` values fix."""
+    return {k: v for k, v in space.items() if is_distribution(v) and k not in dict(job.params)}
+
+
+# what made a stored record stale (:func:`drift`): the board names it
+PROFILE_SETTINGS, SEARCH_RANGES = "profile settings", "search ranges"
+
+
 def profile_drift(job: Job, record: dict) -> str | None:
-    """How the stored ``record`` of ``job`` differs from what the job's profile fixes today (None
-    when it does not): a profile whose epoch cap, optimiser or other fixed parameter changed after
-    the job ran would otherwise leave the old result standing under the same job id. Only the
-    parameters the profile, the protocol's fixed values and ``-p`` set are compared; searched ones
-    are the search's choice, and so are left out the ones a model names as without effect on a run
-    with the stored parameters (:meth:`Model.inert_params`: BERT's ``encode_bf16`` does nothing
-    outside ``strategy=frozen``), so that a profile setting for one
-    mode of a model does not recompute the runs of its other modes."""
+    """Why the stored ``record`` of ``job`` no longer stands for it, in words (:func:`drift`)."""
+    found = drift(job, record)
+    return found[1] if found else None
+
+
+def drift(job: Job, record: dict) -> tuple[str, str] | None:
+    """What changed since the stored ``record`` of ``job`` ran (:data:`PROFILE_SETTINGS` or
+    :data:`SEARCH_RANGES`) and how, in words; None when nothing did. A profile whose epoch cap,
+    optimiser or other fixed parameter changed, or a protocol whose search ranges changed, would
+    otherwise leave the old result standing under the same job id.
+
+    Fixed parameters: only those the profile, the protocol's fixed values and ``-p`` set are
+    compared; searched ones are the search's choice, and so are left out the ones a model names as
+    without effect on a run with the stored parameters (:meth:`Model.inert_params`: BERT's
+    ``encode_bf16`` does nothing outside ``strategy=frozen``), so that a profile setting for one
+    mode of a model does not recompute the runs of its other modes. Ranges: those the job's search
+    covers today (:func:`searched_ranges`) against the record's ``search_summary.space``."""
     try:
         model_cls = get_registry().model(job.model)
         profile = resolve_profile(model_cls, job.profile)
     except SynbenchError:
         return None  # a plugin no longer installed: nothing to compare with
-    _, expected = job_space(model_cls, profile, job, record.get("task"))
+    space, expected = job_space(model_cls, profile, job, record.get("task"))
     ran, searched = dict(record.get("params") or {}), set(record.get("selected_params") or {})
     # a parameter added to the model since the job ran: it ran with the behaviour the parameter's
     # default keeps (e.g. XGBoost's refit on every training row, off by default, fixed on by strong)
@@ -200,23 +219,23 @@ def profile_drift(job: Job, record: dict) -> str | None:
                if k in ran and k not in searched and k not in inert and plain(ran[k]) != plain(v)
                and not raised_cap(plain(ran[k]), plain(v))]
     if changed:
-        return f"its profile '{job.profile}' now fixes {', '.join(changed)}"
-    return _space_drift(model_cls, profile, job, record)
+        return PROFILE_SETTINGS, f"its profile '{job.profile}' now fixes {', '.join(changed)}"
+    ranges = _ranges_drift(searched_ranges(space, job), record)
+    return (SEARCH_RANGES, f"its search under '{job.protocol}' now covers {ranges}") if ranges else None
 
 
-def _space_drift(model_cls, profile: Profile, job: Job, record: dict) -> str | None:
-    """How the ranges a stored job searched differ from the ones its search would cover today (None
-    when they do not, or when it ran no trials: then the ranges chose nothing). A widened range
-    (a low edge every fold chose) would otherwise leave the narrower search's result standing."""
+def _ranges_drift(today: dict, record: dict) -> str | None:
+    """How the ranges a stored job searched differ from ``today``'s (None when they do not, or when
+    it ran no trials: then the ranges chose nothing). A widened range (a low edge every fold chose)
+    would otherwise leave the narrower search's result standing."""
     summary = record.get("search_summary") or {}
     searched = summary.get("space")
     if not isinstance(searched, dict) or not (summary.get("n_trials") or record.get("search")):
         return None
-    space, _ = job_space(model_cls, profile, job, record.get("task"))
-    today = {k: str(v) for k, v in space.items() if is_distribution(v) and k not in dict(job.params)}
+    today = {k: str(v) for k, v in today.items()}
     changed = [f"{k} {searched.get(k, 'unsearched')} -> {today.get(k, 'unsearched')}"
                for k in sorted(set(searched) | set(today)) if searched.get(k) != today.get(k)]
-    return f"its search under '{job.protocol}' now covers {', '.join(changed)}" if changed else None
+    return ", ".join(changed) or None
 
 
 def validation_rows_learnt(model, n_valid: int) -> int:
@@ -809,7 +828,7 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         raise ConfigError(f"model '{job.model}' rejected its parameters: {exc}") from None
     with provenance.PeakMemory() as memory, _plugin_errors(job):
         t0 = time.perf_counter()
-        search_space = {k: v for k, v in space.items() if is_distribution(v) and k not in dict(job.params)}
+        search_space = searched_ranges(space, job)
         n_trials = profile.search_trials if job.trials is None else job.trials
         chosen, trials, search_summary = _select(model, profile, inner_train, inner_valid, job.seed * 100 + job.fold,
                                                  search_space, n_trials,

@@ -3,8 +3,8 @@
 pytorch-tabnet's ``TabNetRegressor`` / ``TabNetClassifier`` on ``tabular_design(batch, "mean")``
 over the ``llm-description`` features: mean of the k drug embeddings || cell-line embedding || k.
 Search: ``table1`` is BAITSAO's Table 1 (n_steps, n_a, n_d, gamma); ``strong`` the TabNet paper's
-tuning ranges (n_d, n_a, n_steps, gamma, lambda_sparse, learning rate; n_steps from 1, not 3), with the profile's epoch
-cap and patience; every epoch hands the search the validation metric the early stopping watches
+tuning ranges (n_d, n_a, n_steps, gamma, lambda_sparse, learning rate; n_steps from 1, not 3),
+with the profile's epoch cap and patience; every epoch hands the search the validation metric the early stopping watches
 (as a loss: 1 - ROC-AUC for classification), so a hopeless trial is pruned after
 ``prune_warmup_steps`` epochs. The other parameters default to
 the library's defaults (Adam lr 0.02, batch 1024, ghost batch 128, sparsemax masks, lambda_sparse
