@@ -273,3 +273,40 @@ def test_stores_that_split_one_dataset_differently_are_not_read_as_one(built, tm
         lines = res.output.strip().splitlines()
         assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), res.output
         assert str(store) in lines[0] and str(other) in lines[0] and "split mock differently" in lines[0]
+
+
+def test_a_thresholded_targets_baseline_strength_shows_the_regression_run_ranked(built, tmp_path):
+    """The mock's `synergistic` is `score` above a threshold: beside lasso's classification figure the
+    report ranks lasso's own `score` predictions against the same test rows' labels."""
+    from sklearn.metrics import roc_auc_score
+
+    published = tmp_path / "published.toml"
+    published.write_text('[papers.p]\nshort = "P (2020)"\ncitation = "P."\ndoi = "10.0/p"\n[[figures]]\npaper = "p"\n'
+                         'model = "lasso"\ndataset = "mock"\ntarget = "synergistic"\nmetric = "roc_auc"\nvalue = 0.99\n'
+                         'split = "published"\nprotocol = "as here"\n')
+    store = Store(built[0], create=False)
+    records = {(r["job"]["model"], r["job"]["target"], r["job"]["fold"]): r["job_id"] for r in store.records()}
+    ranked = []
+    for fold in range(5):
+        labels = store.predictions(records[("lasso", "synergistic", fold)])["y_true"]
+        scores = store.predictions(records[("lasso", "score", fold)])["y_pred"].reindex(labels.index)
+        ranked.append(roc_auc_score(labels, scores))
+    md = rp.build([built[0]], published_path=published).to_markdown("figs")
+    section = md[md.index("## Baseline strength"):md.index("## Published figures")]
+    assert "(synergistic from score)" in section and "| ranked from its regression run |" in section
+    row = next(line for line in section.splitlines() if line.startswith("| lasso | mock / synergistic"))
+    assert row.endswith(f"| {np.mean(ranked):.3f} ± {np.std(ranked, ddof=1):.3f} (score, 5 runs; {np.mean(ranked) - 0.99:+.3f}) |")
+
+    # without lasso's regression runs there is nothing to rank: no column
+    bare = tmp_path / "bare"
+    shutil.copytree(built[0], bare, ignore=shutil.ignore_patterns("mock.score.*"))
+    md = rp.build([bare], published_path=published).to_markdown("figs")
+    assert "ranked from its regression run" not in md[md.index("## Baseline strength"):md.index("## Published figures")]
+
+
+def test_a_regression_target_derives_a_class_only_if_it_separates_the_labels():
+    labels = pd.Series([0, 1, 0, 1], index=list("abcd"), dtype=float)
+    assert rp._separates(pd.Series([10.0, 31.0, 30.0, 50.0], index=list("abcd")), labels)
+    assert not rp._separates(pd.Series([10.0, 31.0, 40.0, 50.0], index=list("abcd")), labels)  # a negative above a positive
+    assert not rp._separates(pd.Series([10.0, 31.0, 30.0], index=list("abc")), labels)  # other rows
+    assert not rp._separates(pd.Series([10.0, 31.0, 30.0, 50.0], index=list("abcd")), labels * 0)  # one class
