@@ -27,8 +27,9 @@ REPO=$(pwd)
 STREAMS_DIR=${STREAMS_DIR:-$REPO/../streams}
 PIDS=$STREAMS_DIR/pids
 # The streams' cache (features, text embeddings) lives beside their logs, not under ~/.cache: a
-# frozen BERT encoding of D1 takes 1.6 CPU-hours, written in chunks, and a fresh machine keeps only
-# the work folder, so a later session resumes the encoding where this one left it.
+# frozen BERT encoding is written in chunks, and a later session on a machine that kept the folder
+# beside the checkout resumes it where this one left it. A machine that did not keep it (the
+# checkout alone comes back) starts the cache over; the stores hold every finished job either way.
 export SYNBENCH_CACHE_DIR=${SYNBENCH_CACHE_DIR:-$STREAMS_DIR/cache}
 mkdir -p "$STREAMS_DIR/logs"
 
