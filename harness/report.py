@@ -509,7 +509,7 @@ def _separates(values: pd.Series, labels: pd.Series) -> bool:
     return bool(values[labels == 1].min() > values[labels == 0].max())
 
 
-def ranked_from_regression(runs: "Runs") -> pd.DataFrame:
+def ranked_from_regression(runs: "Runs", models=None) -> pd.DataFrame:
     """Regression jobs scored as rankings of a classification target derived from theirs by a threshold.
 
     A classification target counts as derived from a regression target of the same dataset and split
@@ -517,40 +517,39 @@ def ranked_from_regression(runs: "Runs") -> pd.DataFrame:
     stored labels (every positive above every negative): D1's Loewe > 30 from Loewe. Each regression
     job's predicted scores are then ranked against those labels (ROC-AUC), which is how a regression
     method can quote a classification figure. One row per (method, seed, fold), read from the stored
-    predictions only."""
-    from sklearn.metrics import roc_auc_score
-
+    predictions only; ``models`` limits the regression jobs read to those models."""
     jobs = runs.metrics.drop_duplicates("job_id")
-    truth: dict[str, pd.Series] = {}
-
-    def y_true(job_id: str) -> pd.Series | None:
-        if job_id not in truth:
-            predictions = runs.predictions(job_id)
-            truth[job_id] = None if predictions is None else predictions["y_true"].astype(float).sort_index()
-        return truth[job_id]
-
     rows = []
     for (dataset, split), group in jobs.groupby(["dataset", "split"], sort=True):
-        by_task = {task: sorted(g["target"].unique()) for task, g in group.groupby("task")}
-        for target in by_task.get("classification", []):
-            labels = {key: y_true(g["job_id"].iloc[0])
-                      for key, g in group[group["target"] == target].groupby(["seed", "fold"])}
-            for source in by_task.get("regression", []):
-                runs_on = group[(group["target"] == source) & (group["model"] != "constant")]
-                folds = {key: g for key, g in runs_on.groupby(["seed", "fold"]) if labels.get(key) is not None}
-                if not folds or not all(
-                        (v := y_true(g["job_id"].iloc[0])) is not None and _separates(v, labels[key]) for key, g in folds.items()):
-                    continue
-                for (seed, fold), g in folds.items():
-                    for _, job in g.iterrows():
-                        predictions = runs.predictions(job["job_id"])
-                        if predictions is None:
-                            continue
-                        scores = predictions["y_pred"].astype(float).reindex(labels[(seed, fold)].index)
-                        rows.append({**{c: job[c] for c in lb.METHOD_COLS}, "dataset": dataset, "split": split,
-                                     "target": target, "source": source, "seed": seed, "fold": fold,
-                                     "ranked": float(roc_auc_score(labels[(seed, fold)], scores))})
+        regression = group[(group["task"] == "regression") & (group["model"] != "constant")]
+        if models is not None:
+            regression = regression[regression["model"].isin(models)]
+        for target, classified in group[group["task"] == "classification"].groupby("target"):
+            # every job of a (seed, fold) holds the same test rows and labels: one read each
+            labels = {key: runs.predictions(g["job_id"].iloc[0]) for key, g in classified.groupby(["seed", "fold"])}
+            labels = {key: p["y_true"].astype(float).sort_index() for key, p in labels.items() if p is not None}
+            for source, regressed in regression.groupby("target"):
+                ranked = _rank_against(runs, regressed[[k in labels for k in zip(regressed["seed"], regressed["fold"])]], labels)
+                rows += [{**row, "dataset": dataset, "split": split, "target": target, "source": source} for row in ranked]
     return pd.DataFrame(rows, columns=[*lb.METHOD_COLS, "dataset", "split", "target", "source", "seed", "fold", "ranked"])
+
+
+def _rank_against(runs: "Runs", jobs: pd.DataFrame, labels: dict) -> list[dict]:
+    """Each regression job's ROC-AUC against its (seed, fold)'s ``labels``; none at all unless every
+    job's stored true values separate those labels (the target is then no threshold of this one)."""
+    from sklearn.metrics import roc_auc_score
+
+    rows = []
+    for _, job in jobs.iterrows():
+        predictions = runs.predictions(job["job_id"])
+        if predictions is None:
+            continue
+        y = labels[(job["seed"], job["fold"])]
+        if not _separates(predictions["y_true"].astype(float).sort_index(), y):
+            return []
+        rows.append({**{c: job[c] for c in lb.METHOD_COLS}, "seed": job["seed"], "fold": job["fold"],
+                     "ranked": float(roc_auc_score(y, predictions["y_pred"].astype(float).reindex(y.index)))})
+    return rows
 
 
 def _ranked_cell(ranked: pd.DataFrame, row) -> str:
@@ -956,7 +955,7 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
                  f"{r['difference']:+.3f}", Md("**short**") if r["short"] else "ok"] for _, r in strength.iterrows()]
         header = ["baseline", "dataset / target", "metric", "protocol", "ours", "published", "source", "difference", ""]
         # a classification figure a regression paper quotes may be its regression network's ranking
-        ranked = ranked_from_regression(runs)
+        ranked = ranked_from_regression(runs, models=set(strength.loc[strength["metric"] == "roc_auc", "model"]))
         ranked_cells = [_ranked_cell(ranked, r) if r["metric"] == "roc_auc" else "" for _, r in strength.iterrows()]
         if any(ranked_cells):
             sources = sorted({f"{t} from {s}" for t, s in ranked[["target", "source"]].drop_duplicates().to_numpy()})
