@@ -101,6 +101,9 @@ STOPPED = ("early stopping", "cap", "diverged")
 
 FUSED_ENV = "SYNBENCH_FUSED_OPTIMISER"  # 0: torch's default (per-tensor, multi-pass) optimiser kernels
 _FUSED = ("Adam", "AdamW", "SGD", "Adagrad")  # the torch optimisers with a fused kernel
+# Adagrad's fused kernel is the CPU's alone, and torch finds out at the first step, not when the
+# optimiser is made: on a GPU that step failed (synergy-transfer's published Adagrad)
+_FUSED_DEVICES = {"Adagrad": ("cpu",)}
 # below this many weights an optimiser without a fused kernel keeps the eager one: compiling its step
 # costs ~20 s once per fit, more than it saves on a small network
 COMPILE_MIN_WEIGHTS = 1_000_000
@@ -125,7 +128,8 @@ def optimiser(name: str, params, **options):
     params = list(params)
     if os.environ.get(FUSED_ENV, "1") == "0":
         return cls(params, **options)
-    if name in _FUSED:
+    weights_on = {p.device.type for item in params for p in (item["params"] if isinstance(item, dict) else [item])}
+    if name in _FUSED and weights_on <= set(_FUSED_DEVICES.get(name, weights_on)):
         try:
             return cls(params, fused=True, **options)
         except (RuntimeError, TypeError, ValueError):  # a device or dtype without the fused kernel

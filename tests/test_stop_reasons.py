@@ -217,6 +217,24 @@ def test_the_fused_optimiser_kernel_makes_the_same_update_as_the_default(monkeyp
     assert optimiser_kernel(optimiser("Adamax", [torch.nn.Parameter(torch.zeros(3))], lr=1e-3)) == "Adamax"
 
 
+def test_adagrad_is_fused_only_where_its_fused_kernel_exists(monkeypatch):
+    """Adagrad's fused kernel is the CPU's alone; torch refuses it at the first step, not when the
+    optimiser is made, so weights elsewhere (a GPU; here the meta device) get the default kernel.
+    Synergy Transfer's published Adagrad failed its first step on a GPU before this."""
+    import torch
+
+    from synbench.neural import FUSED_ENV, optimiser, optimiser_kernel
+
+    monkeypatch.delenv(FUSED_ENV, raising=False)
+    on_cpu = optimiser("Adagrad", [torch.nn.Parameter(torch.zeros(3))], lr=1e-2)
+    assert optimiser_kernel(on_cpu) == "Adagrad (fused)"
+    elsewhere = [torch.nn.Parameter(torch.zeros(3, device="meta"))]
+    opt = optimiser("Adagrad", [{"params": elsewhere}], lr=1e-2)
+    assert optimiser_kernel(opt) == "Adagrad"
+    elsewhere[0].grad = torch.zeros(3, device="meta")
+    opt.step()  # the step that failed
+
+
 def _adamax_after(steps, weights_shape, monkeypatch, **env):
     import torch
 
