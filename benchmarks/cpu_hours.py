@@ -6,7 +6,9 @@ It also lists, for the torch models, the seconds per training epoch of the final
 record says how many epochs ran (``training.epochs_run`` or ``epochs``, both phases where a
 model has two), and how many jobs record why they stopped and how many ended at their cap, so a profile change shows as a ratio against
 older records of the same model. Wall time is not CPU time: a job stream on one thread of a shared
-two-core machine waits for the other stream, so these are upper bounds of the work itself.
+two-core machine waits for the other stream, so these are upper bounds of the work itself. A job
+computed on a GPU (``resources.device``) counts its seconds as GPU-hours instead, not as CPU-hours
+times the GPU machine's threads.
 
     python benchmarks/cpu_hours.py                       # every store under results/
     python benchmarks/cpu_hours.py results/d1-oneil-cpu --markdown
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from synbench.runner import compute_seconds, training_seconds
+from synbench.runner import compute_seconds, record_device, training_seconds
 
 
 def job_rows(stores: list[Path]) -> pd.DataFrame:
@@ -35,8 +37,11 @@ def job_rows(stores: list[Path]) -> pd.DataFrame:
             fit = max(float(timing.get("fit_seconds") or 0.0), training_seconds(training))
             threads = int((record.get("resources") or {}).get("threads") or 1)
             epochs = (training.get("epochs_run") or training.get("epochs")) if isinstance(training, dict) else None
+            on_cpu = record_device(record) == "cpu"
             rows.append({"store": store.name, "model": record["job"]["model"], "protocol": record.get("protocol", "table1 (v0)"),
-                         "profile": record["job"]["profile"], "cpu_hours": seconds * threads / 3600,
+                         "profile": record["job"]["profile"], "device": record_device(record),
+                         "cpu_hours": seconds * threads / 3600 if on_cpu else 0.0,
+                         "gpu_hours": 0.0 if on_cpu else seconds / 3600,
                          "fit_seconds": fit,
                          "epochs": epochs if isinstance(epochs, (int, float)) else None,
                          "stopped": training.get("stopped") if isinstance(training, dict) else None})
@@ -45,8 +50,8 @@ def job_rows(stores: list[Path]) -> pd.DataFrame:
 
 def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
     jobs = jobs.assign(s_per_epoch=jobs["fit_seconds"] / jobs["epochs"].where(jobs["epochs"] > 0))
-    grouped = jobs.groupby(["store", "protocol", "model"], dropna=False)
-    table = grouped.agg(jobs=("cpu_hours", "size"), cpu_hours=("cpu_hours", "sum"),
+    grouped = jobs.groupby(["store", "protocol", "model", "device"], dropna=False)
+    table = grouped.agg(jobs=("cpu_hours", "size"), cpu_hours=("cpu_hours", "sum"), gpu_hours=("gpu_hours", "sum"),
                         fit_s_per_epoch=("s_per_epoch", "median"),
                         stop_recorded=("stopped", lambda s: int(s.notna().sum())),
                         capped=("stopped", lambda s: int((s == "cap").sum())))
@@ -78,7 +83,9 @@ def main(argv=None) -> None:
     print(fmt(table))
     print()
     print(fmt(totals.reset_index()))
-    print(f"\nall stores: {jobs['cpu_hours'].sum():.1f} CPU-hours over {len(jobs)} jobs")
+    on_gpu = jobs["device"] != "cpu"
+    print(f"\nall stores: {jobs['cpu_hours'].sum():.1f} CPU-hours over {int((~on_gpu).sum())} jobs"
+          + (f"; {jobs['gpu_hours'].sum():.2f} GPU-hours over {int(on_gpu.sum())} jobs" if on_gpu.any() else ""))
 
 
 if __name__ == "__main__":

@@ -1147,11 +1147,22 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     for trial (complete trials only; ``est_basis`` gains ``, scaled``). Settings that change the cost
     per row (both drug orders double the rows and the drug columns: an SVM's trial took 12 times the
     pooled one's) would otherwise be estimated at the other settings' cost.
+
+    Only jobs computed on the kind of device this process would use count (``resources.device``:
+    ``cpu`` or ``cuda``): MARSY's ZIP folds took 72-90 s on a GPU and about an hour on one CPU
+    thread here, so a GPU's record says nothing about a CPU's pending job, nor the reverse.
     """
     seconds: dict[Job, list[float]] = {}
     near: dict[tuple, list[float]] = {}
     near_trials: dict[tuple, list[tuple[float, float]]] = {}  # (compute, mean complete-trial seconds) of searched jobs
-    for record in store.records() if store else []:
+    records = list(store.records()) if store else []
+    kinds = {record_device(r) for r in records}
+    if kinds - {"cpu"}:  # only then is torch imported to learn this machine's device
+        from .neural import device
+
+        local = device().type
+        records = [r for r in records if record_device(r) == local]
+    for record in records:
         same_config, cost = replace(Job.from_dict(record["job"]), fold=-1, seed=0), compute_seconds(record)
         seconds.setdefault(same_config, []).append(cost)
         near.setdefault(_model_on_data(same_config), []).append(cost)
@@ -1196,6 +1207,12 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
                      "job_id": job.job_id,
                      "kept": kept_progress(store, job) if store is not None and state != "done" else ""})
     return pd.DataFrame(rows)
+
+
+def record_device(record: dict) -> str:
+    """The kind of device a stored job computed on (``cpu``, ``cuda``): ``cpu`` for a record without one."""
+    device = str((record.get("resources") or {}).get("device") or "cpu")
+    return device.split(":")[0]
 
 
 def _mean_trial_seconds(search) -> float:

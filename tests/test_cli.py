@@ -278,6 +278,28 @@ def test_plan_status_estimates_other_seeds_from_stored_folds_with_their_resumed_
     assert runner.compute_seconds({"timing": {"fit_seconds": 3.0}}) == 3.0
 
 
+def test_plan_status_estimates_only_from_jobs_computed_on_this_machines_kind_of_device(tmp_path, monkeypatch):
+    """A GPU's record (MARSY's ZIP folds: 72-90 s there, about an hour on one CPU thread) never
+    estimates a CPU's pending job: the estimate falls back to the CPU's own records."""
+    from synbench import runner
+    from synbench.store import Store
+
+    monkeypatch.setenv("SYNBENCH_DEVICE", "cpu")
+    store = Store(tmp_path / "s")
+    runner.run(runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0, 1]), store)
+    records = {r["job"]["fold"]: r for r in store.records()}
+    gpu = store.jobs_dir / records[0]["job_id"] / "record.json"
+    on_gpu = json.loads(gpu.read_text())
+    on_gpu["resources"]["device"] = "cuda:0"
+    on_gpu["timing"]["fit_seconds"] = 1e6
+    gpu.write_text(json.dumps(on_gpu))
+    later = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[2])
+    status = runner.plan_status(later, store)
+    assert status["est_basis"].tolist() == ["same configuration"]
+    assert status["est_seconds"].tolist() == pytest.approx([runner.compute_seconds(records[1])])
+    assert runner.record_device(on_gpu) == "cuda" and runner.record_device({}) == "cpu"
+
+
 def test_plan_status_marks_jobs_another_run_holds(tmp_path):
     from synbench import runner
     from synbench.store import Store
