@@ -352,6 +352,19 @@ def test_a_frozen_or_lora_encoder_is_flagged():
     assert flags[0] == "encoder frozen (head only)" and flags[1] == "encoder lora" and "encoder" not in flags[2]
 
 
+def test_folds_computed_on_a_gpu_are_flagged():
+    from synbench.leaderboard import method_flags
+
+    def record(fold, device):
+        return {"job": {"model": "marsy", "featurizers": ["chem"], "profile": "cpu", "protocol": "table1", "params": {}, "fold": fold},
+                "task": "regression", "params": {}, "target_scaling": None, "search_summary": {"n_trials": 0},
+                "resources": {"device": device}}
+
+    mixed = method_flags([record(0, "cuda"), record(1, "cuda:0"), record(2, "cpu"), record(3, None)])["flags"].tolist()
+    assert "computed on a GPU (2/4)" in mixed[0]
+    assert "computed on" not in method_flags([record(0, "cpu"), record(1, "cpu")])["flags"].tolist()[0]
+
+
 def test_a_method_searched_less_than_others_on_the_board_is_flagged():
     from synbench.leaderboard import method_flags
 
