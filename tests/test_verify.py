@@ -62,6 +62,21 @@ def test_an_edited_metric_a_lost_row_and_a_changed_label_are_each_named(store):
     assert not any("stored labels differ" in p for p in offline) and any("pcc stored" in p for p in offline)
 
 
+def test_a_label_read_with_its_last_bit_rounded_otherwise_is_not_a_changed_label(store):
+    """Another pandas may parse a number of the same file into the neighbouring float (a ZIP score
+    of -1.9e-16 did on a GPU machine): the file's checksum matches and the label has not changed."""
+    other = _job(store, fold=1)
+    preds_path = store.jobs_dir / other["job_id"] / "predictions.parquet"
+    predictions = pd.read_parquet(preds_path)
+    row = predictions.index[0]
+    predictions.loc[row, "y_true"] = np.nextafter(predictions.loc[row, "y_true"], np.inf)
+    predictions.to_parquet(preds_path)
+    assert not any("stored labels differ" in p for p in verify_store(store.root).problems)
+    predictions.loc[row, "y_true"] *= 1 + 1e-9  # a real change, however small, is still one
+    predictions.to_parquet(preds_path)
+    assert any("stored labels differ" in p and str(row) in p for p in verify_store(store.root).problems)
+
+
 def test_a_board_left_behind_by_newer_records_is_stale(store):
     runner.run(runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[2]), store)
     result = verify_store(store.root, check_data=False)
