@@ -19,6 +19,16 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
+def benchmark_script(name: str):
+    """``benchmarks/<name>.py`` imported as a module (the folder is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def real_data_dir():
     value = os.environ.get("SYNBENCH_DATA_DIR")
     return Path(value) if value and Path(value).is_dir() else None

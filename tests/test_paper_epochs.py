@@ -1,24 +1,18 @@
 """`benchmarks/paper_epochs.py`: seconds per epoch of a torch model's final fit, read from its own
 progress messages, and the table that sets two machines side by side."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
+from conftest import benchmark_script
 from synbench import runner
 from synbench.store import Store
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_epochs.py"
 
 
 @pytest.fixture(scope="module")
 def paper_epochs():
-    spec = importlib.util.spec_from_file_location("paper_epochs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("paper_epochs")
 
 
 def test_epoch_times_count_each_epoch_once_and_leave_out_the_refit(paper_epochs):

@@ -1,26 +1,19 @@
 """`benchmarks/regression_ranking.py`: each regression job's predictions scored as a ranking of the
 classification target thresholded from its target, paired with the same method's classifier."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from conftest import benchmark_script
 from synbench import runner
 from synbench.store import Store
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "regression_ranking.py"
 
 
 @pytest.fixture(scope="module")
 def ranking():
-    spec = importlib.util.spec_from_file_location("regression_ranking", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("regression_ranking")
 
 
 @pytest.fixture(scope="module")
