@@ -6,7 +6,7 @@ Each model runs one job of its ``paper`` profile through ``synbench.runner.compu
 own job path: the published split's fold 0, the model's reference featurizers, the published
 network, optimiser, batch size and token budget). What is cut is bookkeeping, not method: no
 search (``trials=0``, the profile's parameters as they are), every epoch count capped at
-``--epochs`` (the run ends at the cap, so its record says "capped"), BAITSAO's MC-dropout passes at
+``--epochs`` (each job ends at the cap; nothing is stored), BAITSAO's MC-dropout passes at
 prediction cut to 2 (prediction is not timed), and ``--rows-per-epoch MODEL=N`` trains on N rows an
 epoch, the figure then scaled to the full epoch and marked so. (BERT's ``paper`` job on one CPU
 thread is not measured here: its validation and test passes at 256 tokens alone take hours;
