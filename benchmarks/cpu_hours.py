@@ -37,9 +37,10 @@ def job_rows(stores: list[Path]) -> pd.DataFrame:
             fit = max(float(timing.get("fit_seconds") or 0.0), training_seconds(training))
             threads = int((record.get("resources") or {}).get("threads") or 1)
             epochs = (training.get("epochs_run") or training.get("epochs")) if isinstance(training, dict) else None
-            on_cpu = record_device(record) == "cpu"
+            device = record_device(record)
+            on_cpu = device == "cpu"
             rows.append({"store": store.name, "model": record["job"]["model"], "protocol": record.get("protocol", "table1 (v0)"),
-                         "profile": record["job"]["profile"], "device": record_device(record),
+                         "profile": record["job"]["profile"], "device": device,
                          "cpu_hours": seconds * threads / 3600 if on_cpu else 0.0,
                          "gpu_hours": 0.0 if on_cpu else seconds / 3600,
                          "fit_seconds": fit,

@@ -146,19 +146,24 @@ def _epoch_times(events, fit_started: float) -> dict:
     return stages
 
 
+def _published(name: str) -> dict:
+    """Every parameter of the model under its ``paper`` profile (the profile's over the defaults)."""
+    from synbench.registry import get_registry
+    from synbench.runner import resolve_profile
+
+    cls = get_registry().model(name)
+    return cls(**resolve_profile(cls, "paper").params).get_params()
+
+
 def measure_one(name: str, job, shared, settings, epochs: int, rows_per_epoch: int | None) -> dict:
     import dataclasses
-    import inspect
 
     import numpy as np
 
     from synbench import progress
-    from synbench.registry import get_registry
     from synbench.runner import compute
 
-    cls = get_registry().model(name)
-    defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self"}
-    published = {**defaults, **cls.profiles["paper"].params}
+    published = _published(name)
     cuts = {n: epochs for n, v in published.items()
             if n.endswith("epochs") and isinstance(v, int) and not isinstance(v, bool) and v > epochs}
     if isinstance(published.get("mc_passes"), int) and published["mc_passes"] > 2:
@@ -241,13 +246,7 @@ def _cell(model: dict, stage: str) -> tuple[str, float | None]:
 
 def _published_cap(name: str) -> int | None:
     """The ``paper`` profile's epoch cap (``max_epochs`` or ``epochs``)."""
-    import inspect
-
-    from synbench.registry import get_registry
-
-    cls = get_registry().model(name)
-    published = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()}
-    published.update(cls.profiles["paper"].params)
+    published = _published(name)
     cap = published.get("max_epochs", published.get("epochs"))
     return int(cap) if isinstance(cap, int) else None
 

@@ -266,11 +266,11 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
             flags.append(f"encoder {'/'.join(sorted(strategies))}" + (" (head only)" if strategies == {"frozen"} else ""))
         # the same method either way, but timings and the last digits differ: a reader comparing
         # fit seconds (or rerunning a fold here) is told which folds ran elsewhere
-        devices: dict[str, int] = {}
-        for r in recs:
-            kind = str((r.get("resources") or {}).get("device") or "cpu").split(":")[0]
-            if kind != "cpu":
-                devices[kind] = devices.get(kind, 0) + 1
+        from collections import Counter
+
+        from .runner import record_device
+
+        devices = Counter(kind for kind in map(record_device, recs) if kind != "cpu")
         flags += [f"computed on {'a GPU' if kind == 'cuda' else kind} ({c}/{n})" for kind, c in sorted(devices.items())]
         constant = sum(bool(r.get("constant_prediction")) for r in recs)
         if constant and key[0] != "constant":

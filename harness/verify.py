@@ -155,7 +155,7 @@ def _check_job(store, record: dict, registry, split_cache: dict, data_cache: dic
     # equal up to the last bits a text parser may round differently (another pandas read one ZIP
     # score of the same file as -1.9428902930940242e-16, this one as -1.942890293094024e-16); the
     # files themselves are compared by checksum above
-    differ = ~(np.isclose(stored, truth, rtol=1e-12, atol=0.0) | (np.isnan(stored) & np.isnan(truth)))
+    differ = ~np.isclose(stored, truth, rtol=1e-12, atol=0.0, equal_nan=True)
     if differ.any():
         first = known[np.flatnonzero(differ)[0]]
         result.problems.append(f"{job_id}: {int(differ.sum())} stored labels differ from the dataset's '{job['target']}' "
