@@ -32,6 +32,26 @@ def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def native_bf16(device) -> bool:
+    """Whether bf16 autocast computes faster than fp32 on ``device``: on an accelerator yes; on the
+    CPU only where torch hands bf16 matrix products to oneDNN (its own check: AVX-512 or AMX).
+    On a CPU with AVX2 alone torch falls back to a reference kernel, several times slower than
+    fp32 (a 512 x 384 x 1,536 product on one thread: 179 ms against 23 ms), so the models' bf16
+    speed settings (BAITSAO's ``bf16``, BERT's ``encode_bf16``) then run in fp32 and say so."""
+    import torch
+
+    if torch.device(device).type != "cpu":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the check: assume no native bf16
+        return False
+
+
+# what a record says when a model's bf16 speed setting ran in fp32 (:func:`native_bf16`)
+NO_NATIVE_BF16 = "bf16 autocast was asked for; this CPU has no native bf16 matrix products (torch's oneDNN check), where bf16 is slower, so fp32"
+
+
 def seed_everything(seed: int) -> None:
     """Same seed, same predictions on CPU (CUDA kernels may still differ in the last bits)."""
     import torch

@@ -92,7 +92,10 @@ def test_training_without_validation_rows_shows_each_epoch(fold0):
     assert messages == [f"epoch {e}/3 (no validation rows: trains to the cap)" for e in (1, 2, 3)]
 
 
-def test_bf16_autocast_trains_the_same_network_to_a_similar_fit(fold0):
+def test_bf16_autocast_trains_the_same_network_to_a_similar_fit(fold0, monkeypatch):
+    import synbench.neural
+
+    monkeypatch.setattr(synbench.neural, "native_bf16", lambda device: True)  # a CPU with bf16 units
     train, valid, test, y_test = fold0
     fp32 = BaitsaoModel(seed=0, **SMOKE).fit(train, valid)
     bf16 = BaitsaoModel(seed=0, bf16=True, **SMOKE).fit(train, valid)
@@ -231,3 +234,17 @@ def test_pretrain_and_predict_commands(tmp_path, checkpoint):
     out = tmp_path / "leak.pt"
     refused = cli.invoke(app, ["pretrain", "-d", "mock", "--exclude-overlap", "mock", "--profile", "smoke", "--out", str(out)])
     assert refused.exit_code == 2 and "no rows of mock are left" in refused.output and not out.exists()
+
+
+def test_bf16_falls_back_to_fp32_where_it_is_the_slower_path(fold0, monkeypatch):
+    """On a CPU with AVX2 alone bf16 autocast is several times slower than fp32: bf16=True then
+    trains in fp32, computes what fp32 computes and says why in the record."""
+    import synbench.neural
+
+    monkeypatch.setattr(synbench.neural, "native_bf16", lambda device: False)
+    train, valid, test, _ = fold0
+    fp32 = BaitsaoModel(seed=0, **SMOKE).fit(train, valid)
+    asked = BaitsaoModel(seed=0, bf16=True, **SMOKE).fit(train, valid)
+    assert asked.training_log_["precision"] == "fp32" and "no native bf16" in asked.training_log_["precision_note"]
+    assert "precision_note" not in fp32.training_log_
+    assert np.array_equal(asked.predict(test), fp32.predict(test))

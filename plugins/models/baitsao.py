@@ -17,8 +17,10 @@ epoch cap and early stopping, and hand the job's target's validation loss to the
 epoch, so a hopeless trial is pruned after ``prune_warmup_steps`` epochs.
 
 Speed (not a change of method): ``bf16=True`` (the ``cpu`` profile) runs the training forward
-passes under bf16 autocast with fp32 weights, losses and validation; on this project's 2-core
-CPU it measured 1.36x faster per epoch at the same validation loss (``benchmarks/neural_speed.py``).
+passes under bf16 autocast with fp32 weights, losses and validation; on a CPU with bf16 units
+(AVX-512 or AMX) it measured 1.36x faster per epoch at the same validation loss
+(``benchmarks/neural_speed.py``). On a CPU with AVX2 alone bf16 is the slower path, so there it
+trains in fp32 and the record says why (``training["precision_note"]``; :func:`synbench.neural.native_bf16`).
 
 Loss: uncertainty weighting (Kendall et al. 2018) with a learnable s_t = log sigma_t^2 per task:
 regression exp(-s)/2 * MSE + s/2, classification exp(-s) * BCE + s/2 (= 1/(2 sigma^2), 1/sigma^2,
@@ -174,7 +176,7 @@ class BaitsaoModel(Model):
         self.width, self.trunk_width, self.dropout, self.lr = width, trunk_width, dropout, lr
         self.batch_size, self.max_epochs, self.patience, self.lr_patience = batch_size, max_epochs, patience, lr_patience
         self.combine, self.task_mode, self.mc_passes, self.k_dim = combine, task_mode, mc_passes, k_dim
-        self.bf16 = bf16  # bf16 autocast of the training forward passes (CPUs with bf16 units; weights stay fp32)
+        self.bf16 = bf16  # bf16 autocast of the training forward passes where it is faster (weights stay fp32)
 
     # -- inputs ---------------------------------------------------------------------------------
     def _design(self, batch: Batch) -> np.ndarray:
@@ -268,7 +270,9 @@ class BaitsaoModel(Model):
         multitask = len(self.tasks_) > 1
         self.log_vars_ = torch.zeros(len(self.tasks_), device=dev, requires_grad=multitask)
         params = trainable + ([self.log_vars_] if multitask else [])
-        from synbench.neural import EarlyStopping, optimiser as make_optimiser, stop_reason
+        from synbench.neural import NO_NATIVE_BF16, EarlyStopping, native_bf16, optimiser as make_optimiser, stop_reason
+
+        bf16 = bool(getattr(self, "bf16", False)) and native_bf16(dev)  # a speed setting: only where bf16 is faster
 
         optimizer = make_optimiser("Adam", params, lr=self.lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=self.lr_patience)
@@ -295,7 +299,7 @@ class BaitsaoModel(Model):
                     ok = torch.isfinite(y)
                     if ok.sum() < 2:  # rows without this target (pooled screens); BatchNorm needs two
                         continue
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(getattr(self, "bf16", False))):
+                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                         out = _forward(net, X[idx][ok], t)
                     losses[t] = _task_loss(kinds[t], out.float(), y[ok])
                 if not losses:
@@ -329,7 +333,8 @@ class BaitsaoModel(Model):
             "valid_losses": {names[t]: float(v) for t, v in best.items()} if Xv is not None else None,
             "log_variances": {names[t]: float(v) for t, v in enumerate(self.log_vars_.detach().cpu())} if multitask else None,
             "final_lr": float(optimizer.param_groups[0]["lr"]),
-            "precision": "bf16 autocast (training)" if getattr(self, "bf16", False) else "fp32",
+            "precision": "bf16 autocast (training)" if bf16 else "fp32",
+            **({"precision_note": NO_NATIVE_BF16} if getattr(self, "bf16", False) and not bf16 else {}),
             "parameters": int(sum(p.numel() for p in net.parameters())),
             "trainable_parameters": int(sum(p.numel() for p in trainable)),
             **stop_reason(epoch + 1, int(self.max_epochs), (stopper.best_epoch + 1) if Xv is not None else epoch + 1,

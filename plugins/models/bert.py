@@ -97,13 +97,18 @@ reuses the cache and takes minutes (a head epoch over all rows is seconds). The 
 finished chunk.
 
 ``encode_bf16`` (``True`` in the ``cpu`` profile; a speed setting, not a change of method) runs
-the frozen strategy's encoding under bf16 autocast on CPUs with bf16 units. Measured by
-``benchmarks/bert_frozen_precision.py`` on 1,600 real D1 rows: x2.89 faster (0.122 against 0.351 s
-per 512-token sequence, one thread), cosine between a row's two vectors at least 0.99997, and a
-linear probe scores the same on either (test PCC 0.396 against 0.395); D1's encoding is then about
-1.6 CPU-hours. The precision is part of the cache key (fp32 and bf16 vectors never mix) and is
-recorded as ``training["encode_precision"]``. It has no effect on ``lora`` or ``full``, which
-train in fp32.
+the frozen strategy's encoding under bf16 autocast where that is faster: on an accelerator, and on
+a CPU where torch hands bf16 matrix products to oneDNN (AVX-512 or AMX;
+:func:`synbench.neural.native_bf16`).
+Measured by ``benchmarks/bert_frozen_precision.py`` on 1,600 real D1 rows, on such a CPU: x2.89
+faster (0.122 against 0.351 s per 512-token sequence, one thread), cosine between a row's two
+vectors at least 0.99997, and a linear probe scores the same on either (test PCC 0.396 against
+0.395); D1's encoding is then about 1.6 CPU-hours. On a CPU with AVX2 alone torch falls back to a
+reference kernel and bf16 is the slower one (a 512 x 384 x 1,536 product, one thread: 179 ms
+against 23 ms in fp32), so there the encoding runs in fp32 and the record says why
+(``training["encode_precision_note"]``). The precision used is part of the cache key (fp32 and
+bf16 vectors never mix) and is recorded as ``training["encode_precision"]``. It has no effect on
+``lora`` or ``full``, which train in fp32.
 """
 
 from __future__ import annotations
@@ -119,6 +124,7 @@ from synbench.base import DEFAULT_PROFILES, Integer, Model, Profile, Real
 from synbench.data import drug_columns
 from synbench.errors import ConfigError, DataError
 from synbench.hookspecs import hookimpl
+from synbench.neural import NO_NATIVE_BF16, native_bf16
 
 log = logging.getLogger(__name__)
 POOLINGS = ("mean", "cls")
@@ -433,6 +439,10 @@ class BertBaseline(Model):
                 out.append(net(**_collate(sequences[start:start + int(self.eval_batch_size)], self.builder_.pad, dev)).float().cpu())
         return torch.cat(out).numpy().astype(float) if out else np.zeros(0)
 
+    def _bf16(self, dev) -> bool:
+        """The frozen encoding runs under bf16 autocast: asked for (encode_bf16) and faster here."""
+        return bool(self.encode_bf16) and native_bf16(dev)
+
     def _pooled(self, net, builder, entities, dev):
         """Pooled outputs of the pre-trained encoder for the rows' sequences (strategy=frozen),
         float32 on the CPU. Each distinct sequence is encoded once and kept in the embedding cache
@@ -442,7 +452,7 @@ class BertBaseline(Model):
         from synbench.text_encoders import embed
 
         texts = [_sequence_key(*builder.build(list(drugs), cell)[:2]) for drugs, cell in entities]
-        encoder = _frozen_pooling_class()(net, self.pooling, builder.pad, dev, int(self.eval_batch_size), bool(self.encode_bf16))
+        encoder = _frozen_pooling_class()(net, self.pooling, builder.pad, dev, int(self.eval_batch_size), self._bf16(dev))
         vectors, _ = embed(texts, encoder)
         return torch.from_numpy(vectors.reshape(len(texts), -1))
 
@@ -581,7 +591,8 @@ class BertBaseline(Model):
             "strategy": self.strategy, "trainable_parameters": int(trainable), "total_parameters": int(parameters),
             "trainable_share": round(trainable / parameters, 6), "frozen_layers": int(self.freeze_layers),
             **({"lora": lora} if lora is not None else {}),
-            **({"encode_seconds": encode_seconds, "encode_precision": PRECISIONS[bool(self.encode_bf16)]} if frozen else {}),
+            **({"encode_seconds": encode_seconds, "encode_precision": PRECISIONS[self._bf16(dev)]} if frozen else {}),
+            **({"encode_precision_note": NO_NATIVE_BF16} if frozen and self.encode_bf16 and not self._bf16(dev) else {}),
             "max_length": int(self.max_length), "truncated_share": text["train"]["fraction_truncated"],
             "target_scale": [self.y_mean_, self.y_scale_], "text": text,
             "seconds": round(time.perf_counter() - t_start, 2),
