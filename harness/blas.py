@@ -86,13 +86,17 @@ def _torch_cpu_library() -> str | None:
 
 
 def status() -> dict:
-    """What a job record stores: the CPU vendor, torch's BLAS, MKL's code path and the shim if loaded."""
+    """What a job record stores: the CPU vendor, torch's BLAS, MKL's code path, the shim if loaded,
+    and whether bf16 matmuls are native here (the models' bf16 speed settings run in fp32 where not)."""
     import sys
 
     info = {"cpu_vendor": cpu_vendor()}
     if "torch" in sys.modules:  # never import torch just to describe it
+        from .neural import native_bf16
+
         info["torch_blas"] = _torch_blas()
         info["mkl_intel_path"] = mkl_intel_path()
+        info["bf16_native"] = native_bf16("cpu")
     preload = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p.endswith(SHIM_NAME)]
     info["shim"] = preload[0] if preload else None
     return info

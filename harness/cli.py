@@ -853,7 +853,7 @@ def config(
 
 @app.command()
 def blas(build_shim: bool = typer.Option(False, "--build-shim", help="compile the MKL shim into the cache directory and print how to load it")):
-    """Which float32 matmul code path PyTorch takes on this CPU; on AMD, build the shim that lets MKL use its fast kernels."""
+    """Which float32 matmul code path PyTorch takes on this CPU, and whether bf16 is native; on AMD, build the shim that lets MKL use its fast kernels."""
     with user_errors():
         import torch  # noqa: F401  (MKL is loaded with torch; status() describes it only once loaded)
 
@@ -867,6 +867,11 @@ def blas(build_shim: bool = typer.Option(False, "--build-shim", help="compile th
         if blas_path.needs_shim(info) and not build_shim:
             out.print("MKL runs its generic kernels on this CPU (float32 matmuls about half as fast, measured by benchmarks/mkl_amd.py); "
                       "`synbench blas --build-shim` builds a shim that fixes it", markup=False, highlight=False, soft_wrap=True)
+        if "bf16_native" in info:
+            out.print("bf16 matmuls: " + ("native (oneDNN): the bf16 speed settings (BAITSAO's bf16, BERT's encode_bf16) apply"
+                                          if info["bf16_native"] else
+                                          "not native (no AVX-512 or AMX): slower than fp32, so the bf16 speed settings run in fp32"),
+                      markup=False, highlight=False, soft_wrap=True)
         if build_shim:
             path = blas_path.build_shim(cache_dir() / "blas")
             out.print(f"built {path}; load it for a command with: LD_PRELOAD={path} synbench run ...", markup=False, highlight=False, soft_wrap=True)

@@ -31,6 +31,17 @@ def test_the_shim_is_suggested_only_where_mkl_runs_generic_kernels_on_another_ve
     assert not blas.needs_shim({"cpu_vendor": "AuthenticAMD"})  # torch never loaded: nothing to say
 
 
+def test_the_report_says_whether_bf16_is_native_as_the_models_decide_it():
+    import torch
+
+    from synbench.neural import native_bf16
+
+    assert blas.status()["bf16_native"] is native_bf16("cpu") is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    res = _cli("blas")
+    assert res.returncode == 0, res.stderr
+    assert ("bf16 matmuls: native" if native_bf16("cpu") else "bf16 matmuls: not native") in res.stdout
+
+
 def test_a_missing_compiler_is_one_clear_error(tmp_path):
     res = _cli("blas", "--build-shim", env={"CC": "no-such-cc", "SYNBENCH_CACHE_DIR": str(tmp_path)})
     assert res.returncode != 0
