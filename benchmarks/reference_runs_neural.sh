@@ -63,7 +63,7 @@ run -d d3-deepdds -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out resul
 run -d d1-oneil -t loewe_gt30 -m deepdds --protocol table1 --out results/d1-oneil-cpu
 run -d d1-oneil -t loewe_gt30 -m deepsynergy "${CHEM_EXPR[@]}" --protocol table1 --out results/d1-oneil-cpu
 
-# equal search for DeepDDS, the cheapest of the three published networks (about 5 s an epoch on
+# equal search for DeepDDS, the cheapest of the three published networks (about 7 s an epoch on
 # 5,000 D3 rows, so 12 pruned trials cost some 2 CPU-hours a fold): its `strong` search on D3, where
 # its `table1` run misses the published 0.92, fold 0 first to measure what the search buys
 run -d d3-deepdds -m deepdds --protocol strong --folds 0 --out results/d3-deepdds
