@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -214,6 +215,8 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
     their range, a raw (unscaled) regression target, folds with a constant prediction, training
     that stopped at its cap while its validation value was still improving (or, for records that
     do not say, at its cap rather than by its own stopping rule)."""
+    from .runner import record_device  # lazily, as _superseded_by imports the runner
+
     registry = get_registry()
     by_method: dict[tuple, list[dict]] = {}
     for r in records:
@@ -266,10 +269,6 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
             flags.append(f"encoder {'/'.join(sorted(strategies))}" + (" (head only)" if strategies == {"frozen"} else ""))
         # the same method either way, but timings and the last digits differ: a reader comparing
         # fit seconds (or rerunning a fold here) is told which folds ran elsewhere
-        from collections import Counter
-
-        from .runner import record_device
-
         devices = Counter(kind for kind in map(record_device, recs) if kind != "cpu")
         flags += [f"computed on {'a GPU' if kind == 'cuda' else kind} ({c}/{n})" for kind, c in sorted(devices.items())]
         constant = sum(bool(r.get("constant_prediction")) for r in recs)

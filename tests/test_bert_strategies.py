@@ -77,6 +77,16 @@ def test_frozen_leaves_the_encoder_unchanged(fold):
     assert model.training_log_["trainable_parameters"] == model.net_.head.weight.numel() + 1
 
 
+def _frozen_cache(tmp_path, monkeypatch, native_bf16: bool):
+    """A fresh embedding cache under tmp_path and a CPU with (or without) native bf16; returns a
+    function counting the frozen encoder's cached vectors."""
+    import synbench.plugins.models.bert as bert
+
+    monkeypatch.setenv("SYNBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(bert, "native_bf16", lambda device: native_bf16)
+    return lambda: len(list((tmp_path / "embeddings" / "bert-frozen").rglob("*.npy")))
+
+
 def test_frozen_encoding_in_bf16_is_close_to_fp32_and_cached_apart(fold, tmp_path, monkeypatch):
     """The cpu profile encodes under bf16 autocast (measured in benchmarks/bert_frozen_precision.py);
     its vectors must stay close to fp32's and never be served for an fp32 run, or the reverse."""
@@ -84,11 +94,7 @@ def test_frozen_encoding_in_bf16_is_close_to_fp32_and_cached_apart(fold, tmp_pat
 
     from synbench.plugins.models.bert import row_entities
 
-    import synbench.plugins.models.bert as bert
-
-    monkeypatch.setenv("SYNBENCH_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(bert, "native_bf16", lambda device: True)  # a CPU with bf16 units, whatever runs the test
-    cached = lambda: len(list((tmp_path / "embeddings" / "bert-frozen").rglob("*.npy")))  # noqa: E731
+    cached = _frozen_cache(tmp_path, monkeypatch, native_bf16=True)  # a CPU with bf16 units, whatever runs the test
     fp32 = _fit(fold, strategy="frozen")
     n_fp32 = cached()
     bf16 = _fit(fold, strategy="frozen", encode_bf16=True)
@@ -107,11 +113,7 @@ def test_frozen_encoding_in_bf16_is_close_to_fp32_and_cached_apart(fold, tmp_pat
 def test_frozen_encoding_stays_fp32_where_bf16_is_slower(fold, tmp_path, monkeypatch):
     """On a CPU without native bf16 matrix products (AVX2 alone) bf16 autocast is several times
     slower than fp32: encode_bf16 then encodes in fp32, shares the fp32 cache and says why."""
-    import synbench.plugins.models.bert as bert
-
-    monkeypatch.setenv("SYNBENCH_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(bert, "native_bf16", lambda device: False)
-    cached = lambda: len(list((tmp_path / "embeddings" / "bert-frozen").rglob("*.npy")))  # noqa: E731
+    cached = _frozen_cache(tmp_path, monkeypatch, native_bf16=False)
     fp32 = _fit(fold, strategy="frozen")
     n_fp32 = cached()
     asked = _fit(fold, strategy="frozen", encode_bf16=True)
@@ -120,17 +122,6 @@ def test_frozen_encoding_stays_fp32_where_bf16_is_slower(fold, tmp_path, monkeyp
     assert "no native bf16" in asked.training_log_["encode_precision_note"]
     assert "encode_precision_note" not in fp32.training_log_
     assert asked.predict(fold[2]) == pytest.approx(fp32.predict(fold[2]))
-
-
-def test_native_bf16_is_torch_s_onednn_check_on_the_cpu():
-    """Whether bf16 is the fast path is torch's own dispatch rule, asked at run time: machines
-    differ (AVX-512 or AMX here one session, AVX2 alone the next)."""
-    import torch
-
-    from synbench.neural import native_bf16
-
-    assert native_bf16("cpu") == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    assert native_bf16("meta") is True  # not the CPU: an accelerator's autocast is its fast path
 
 
 def test_full_changes_the_encoder(fold):

@@ -272,7 +272,8 @@ class BaitsaoModel(Model):
         params = trainable + ([self.log_vars_] if multitask else [])
         from synbench.neural import NO_NATIVE_BF16, EarlyStopping, native_bf16, optimiser as make_optimiser, stop_reason
 
-        bf16 = bool(getattr(self, "bf16", False)) and native_bf16(dev)  # a speed setting: only where bf16 is faster
+        asked_bf16 = bool(getattr(self, "bf16", False))  # checkpoints from before the setting lack it
+        bf16 = asked_bf16 and native_bf16(dev)  # a speed setting: only where bf16 is faster
 
         optimizer = make_optimiser("Adam", params, lr=self.lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=self.lr_patience)
@@ -334,7 +335,7 @@ class BaitsaoModel(Model):
             "log_variances": {names[t]: float(v) for t, v in enumerate(self.log_vars_.detach().cpu())} if multitask else None,
             "final_lr": float(optimizer.param_groups[0]["lr"]),
             "precision": "bf16 autocast (training)" if bf16 else "fp32",
-            **({"precision_note": NO_NATIVE_BF16} if getattr(self, "bf16", False) and not bf16 else {}),
+            **({"precision_note": NO_NATIVE_BF16} if asked_bf16 and not bf16 else {}),
             "parameters": int(sum(p.numel() for p in net.parameters())),
             "trainable_parameters": int(sum(p.numel() for p in trainable)),
             **stop_reason(epoch + 1, int(self.max_epochs), (stopper.best_epoch + 1) if Xv is not None else epoch + 1,
