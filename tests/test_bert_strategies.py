@@ -44,8 +44,8 @@ def _few(fold, n_train=48, n_other=16):
     """The fold's first rows: the frozen-encoding tests encode every row's texts, bf16 on an AVX2
     CPU about four times slower than fp32, and their assertions do not depend on the row count."""
     train, valid, test, y_test = fold
-    first = lambda batch, n: batch.subset(batch.rows.index[:n])  # noqa: E731
-    return first(train, n_train), first(valid, n_other), first(test, n_other), y_test[:n_other]
+    few = [batch.subset(batch.rows.index[:n]) for batch, n in ((train, n_train), (valid, n_other), (test, n_other))]
+    return (*few, y_test[:n_other])
 
 
 def _encoder_changes(model) -> set[str]:
