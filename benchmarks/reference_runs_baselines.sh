@@ -43,5 +43,10 @@ run -d d1-oneil -m $BASELINES -f llm-description --protocol strong --out results
 run -d d1-oneil -m $BASELINES --protocol table1 --out results/d1-oneil-cpu
 run -d d3-deepdds -m $BASELINES --protocol table1 --out results/d3-deepdds
 run -d oneil-drugcomb -t zip -m $BASELINES --protocol table1 --out results/oneil-zip-cpu
+# seeds 1-2 of Table 1's ranges on D1 (both protocols get three seeds there), about 28 CPU-hours:
+# in this stream only, last; the transfer script's second worker on this queue goes on to the
+# neural queue instead
+ps -o args= -p "$PPID" | grep -q reference_runs_transfer \
+    || run -d d1-oneil -m $BASELINES --protocol table1 --seeds 1,2 --out results/d1-oneil-cpu
 
 [ -n "$DRY_RUN" ] || benchmarks/rebuild_results.sh
