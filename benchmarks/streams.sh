@@ -65,10 +65,15 @@ cpus_for() {  # NAME: the CPUs its stream is pinned to (empty: not pinned)
     if [ "$1" = neural ]; then echo 0; else echo "1-$((n - 1))"; fi
 }
 
+chosen() {  # NAME [NAME ...]: whether the first is among the rest (no rest: every stream is)
+    local name=$1; shift
+    [ $# -eq 0 ] || [[ " $* " == *" $name "* ]]
+}
+
 signal_all() {  # SIG [NAME ...]: each stream is a process group of its own (setsid): the signal reaches every job in it
     local sig=$1; shift
     running | while read -r name pid _; do
-        [ $# -eq 0 ] || [[ " $* " == *" $name "* ]] || continue
+        chosen "$name" "$@" || continue
         kill -s "$sig" -- "-$pid" 2>/dev/null
         # a stopped process keeps a SIGTERM pending until it is continued
         [ "$sig" = TERM ] && kill -s CONT -- "-$pid" 2>/dev/null
@@ -121,8 +126,8 @@ import synbench; (Path(synbench.__file__).parent / REVISION_FILE).write_text(sys
         # Lowest priority, so that the test suite or a command in the foreground gets the cores almost
         # as if the streams were paused. `nice` alone does nothing against another session where the
         # kernel groups tasks by session (autogroup): the new session's group is niced too. Measured
-        # (benchmarks/README.md): a 512x512 float32 matmul loop took 0.46 s with the streams paused,
-        # 6.6 s beside them at normal priority and 0.50 s beside them at nice 19.
+        # by benchmarks/foreground_share.sh (benchmarks/README.md): its workload took 2.33 s with the
+        # streams paused, 13.95 s beside them at normal priority and 2.52 s beside them at nice 19.
         LD_PRELOAD=$preload PYTHONPATH=$copy SYNBENCH_THREADS=1 ${cpus:+taskset -c "$cpus"} setsid nohup nice -n 19 \
             bash -c 'echo 19 2> /dev/null > /proc/self/autogroup; exec "$0"' "benchmarks/reference_runs_$name.sh" >> "$log" 2>&1 &
         { running | grep -v "^$name "; echo "$name $! $copy"; } > "$PIDS.new"; mv "$PIDS.new" "$PIDS"
@@ -171,7 +176,7 @@ nice)
     shift
     level=${1:?usage: $0 nice N [STREAM ...]}; shift
     running | while read -r name pid _; do
-        [ $# -eq 0 ] || [[ " $* " == *" $name "* ]] || continue
+        chosen "$name" "$@" || continue
         for member in $(ps -o pid= --sid "$pid"); do
             renice -n "$level" -p "$member" > /dev/null 2>&1
             echo "$level" 2> /dev/null > "/proc/$member/autogroup"
