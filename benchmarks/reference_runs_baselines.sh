@@ -43,10 +43,12 @@ run -d d1-oneil -m $BASELINES -f llm-description --protocol strong --out results
 run -d d1-oneil -m $BASELINES --protocol table1 --out results/d1-oneil-cpu
 run -d d3-deepdds -m $BASELINES --protocol table1 --out results/d3-deepdds
 run -d oneil-drugcomb -t zip -m $BASELINES --protocol table1 --out results/oneil-zip-cpu
-# seeds 1-2 of Table 1's ranges on D1 (both protocols get three seeds there), about 28 CPU-hours:
-# in this stream only, last; the transfer script's second worker on this queue goes on to the
-# neural queue instead
-ps -o args= -p "$PPID" | grep -q reference_runs_transfer \
-    || run -d d1-oneil -m $BASELINES --protocol table1 --seeds 1,2 --out results/d1-oneil-cpu
+# seeds 1-2 of Table 1's ranges on D1 (both protocols get three seeds there), about 28 CPU-hours,
+# last. The transfer script's second worker on this queue shares them (through the job locks)
+# rather than going on to the neural queue: on a machine that keeps only the checkout between
+# sessions, a neural job's epoch state is lost at the session's end, and a second neural job on the
+# shared core (about 10 min a DeepSynergy epoch) cannot finish a phase within one session, while
+# every finished search trial of these jobs is kept (jobs/.search-*.json).
+run -d d1-oneil -m $BASELINES --protocol table1 --seeds 1,2 --out results/d1-oneil-cpu
 
 [ -n "$DRY_RUN" ] || benchmarks/rebuild_results.sh
