@@ -133,8 +133,9 @@ import synbench; (Path(synbench.__file__).parent / REVISION_FILE).write_text(sys
         { running | grep -v "^$name "; echo "$name $! $copy"; } > "$PIDS.new"; mv "$PIDS.new" "$PIDS"
         echo "$name: started on $revision (pid $!, log $log)${preload:+ with the MKL shim}${cpus:+ on CPUs $cpus}"
     done
-    # a copy no running stream imports from any more goes
-    in_use=$(running | awk '{print $3}')
+    # a copy no running stream imports from any more goes; the copy just started on is kept by name,
+    # since a stream forked a moment ago may not yet show its script in /proc/PID/cmdline
+    in_use=$(running | awk '{print $3}'; echo "$copy")
     for old in "$STREAMS_DIR"/pkg "$STREAMS_DIR"/pkg-*; do
         if [ -d "$old" ] && ! grep -qx "$old" <<< "$in_use"; then
             rm -rf "$old" && echo "removed the unused frozen copy $old"
