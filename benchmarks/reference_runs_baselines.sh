@@ -43,7 +43,7 @@ run -d d1-oneil -m $BASELINES -f llm-description --protocol strong --out results
 run -d d1-oneil -m $BASELINES --protocol table1 --out results/d1-oneil-cpu
 run -d d3-deepdds -m $BASELINES --protocol table1 --out results/d3-deepdds
 run -d oneil-drugcomb -t zip -m $BASELINES --protocol table1 --out results/oneil-zip-cpu
-# seeds 1-2 of Table 1's ranges on D1 (both protocols get three seeds there), about 28 CPU-hours,
+# seeds 1-2 of Table 1's ranges on D1 (both protocols get three seeds there), 9.8 CPU-hours as recorded,
 # last. The transfer script's second worker on this queue shares them (through the job locks)
 # rather than going on to the neural queue: on a machine that keeps only the checkout between
 # sessions, a neural job's epoch state is lost at the session's end, and a second neural job on the
