@@ -219,6 +219,10 @@ class Model(Plugin):
     # True for a model that standardises a regression target inside ``fit`` (flagged on the board
     # when the protocol does not scale targets for every model)
     scales_target_itself: ClassVar[bool] = False
+    # False for a model that learns nothing from the evaluation labels (a pre-trained head applied
+    # zero-shot): its predictions are in the units of the data it was trained on, so the harness
+    # neither standardises its target nor maps its predictions back
+    learns_from_labels: ClassVar[bool] = True
 
     @classmethod
     def space_for(cls, protocol: str, task: str | None = None) -> dict[str, Any]:

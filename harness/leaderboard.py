@@ -253,10 +253,13 @@ def method_flags(records: list[dict]) -> pd.DataFrame:
         regression = [r for r in recs if r.get("task") == "regression"]
         if regression and key[2] != EXTERNAL_LABEL and key[0] != "constant":
             try:
-                itself = getattr(registry.model(key[0]), "scales_target_itself", False)
+                model_cls = registry.model(key[0])
+                itself = getattr(model_cls, "scales_target_itself", False)
+                learns = getattr(model_cls, "learns_from_labels", True)
             except Exception:  # a model no longer installed: judge by its records alone
-                itself = False
-            if all(r.get("target_scaling") is None for r in regression):
+                itself, learns = False, True
+            # a zero-shot head learns nothing from these labels, so no scaling is owed to it
+            if learns and all(r.get("target_scaling") is None for r in regression):
                 flags.append("target scaled by the model itself" if itself else "raw target")
         # tabular baselines read drug pairs in both orders by default; one pooling the drugs instead
         # (the SVM, to keep a kernel fit affordable) reads a different design, and the board says so

@@ -787,7 +787,10 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
     entity_rows = data.entity_rows()
     y = labels.to_numpy(dtype=float)
     scaling = None
-    if target.task == "regression" and job.protocol in SCALED_PROTOCOLS:
+    if target.task == "regression" and job.protocol in SCALED_PROTOCOLS and not model_cls.learns_from_labels:
+        # inverting a standardisation that never happened would rescale predictions already in raw units
+        scaling = {"method": "none", "reason": "the model learns nothing from these labels; it predicts in raw units"}
+    elif target.task == "regression" and job.protocol in SCALED_PROTOCOLS:
         # the harness standardises every regression target with the fold's training statistics
         # (never the test rows) and inverts the predictions, so no model gets it while another does not
         fit_labels = labels.loc[ids["train"].append(ids["valid"])].to_numpy(dtype=float)
@@ -852,7 +855,7 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
         y_pred = check_predictions(final.predict(test), len(test), target.task, job)
         extra = final.extra_outputs(test)
         predict_seconds = time.perf_counter() - t0
-    if scaling is not None:
+    if scaling is not None and scaling["method"] == "standardise":
         y_pred = y_pred * scaling["std"] + scaling["mean"]
         # per-row spreads (MC-dropout y_std) scale with the target; other outputs are left as they are
         extra = {k: np.asarray(v) * scaling["std"] if k.startswith("y_std") else v for k, v in extra.items()}

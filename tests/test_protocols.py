@@ -111,6 +111,23 @@ def test_strong_protocol_standardises_the_target_and_inverts_the_predictions():
     assert clf["target_scaling"] is None
 
 
+def test_a_zero_shot_head_is_neither_scaled_nor_mapped_back():
+    from synbench.leaderboard import method_flags
+
+    # the head predicts in its pre-training data's units: mapping it "back" from a standardised
+    # target it never saw multiplied D1 Loewe predictions by the training sd (MSE 76,905 for 562)
+    jobs = [Job("mock", "score", "baitsao-zs", ("llm-description",), "smoke", "published", 5, 0, 0, (), protocol, 0)
+            for protocol in ("strong", "table1")]
+    (strong, strong_predictions), _, _ = _compute(jobs[0])
+    (raw, raw_predictions), _, _ = _compute(jobs[1])
+    np.testing.assert_allclose(strong_predictions["y_pred"], raw_predictions["y_pred"])
+    np.testing.assert_allclose(strong_predictions["y_std"], raw_predictions["y_std"])
+    assert strong["metrics"]["mse"] == pytest.approx(raw["metrics"]["mse"])
+    assert strong["target_scaling"]["method"] == "none" and raw["target_scaling"] is None
+    # the board owes a model that learns nothing from the labels no scaling flag
+    assert "target" not in method_flags([strong]).iloc[0]["flags"]
+
+
 def test_xgboost_refits_on_every_training_row_after_early_stopping_but_never_in_a_trial(monkeypatch, tmp_path):
     from synbench.plugins.models.treecomb import TreeCombModel
 

@@ -579,6 +579,7 @@ class BaitsaoZeroShot(_CheckpointMixin, BaitsaoModel):
     search_space = {}
     search_spaces = {}
     uses_validation = False
+    learns_from_labels = False  # the checkpoint's head predicts in its pre-training data's units
     profiles = {
         "paper": Profile(params={"pretrain_profile": "paper"}, description="the checkpoint as is; 100 MC-dropout passes"),
         "cpu": Profile(params={"mc_passes": 50, "pretrain_profile": "cpu"}, description="the checkpoint as is; 50 MC-dropout passes"),
