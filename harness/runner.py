@@ -787,10 +787,11 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
     entity_rows = data.entity_rows()
     y = labels.to_numpy(dtype=float)
     scaling = None
-    if target.task == "regression" and job.protocol in SCALED_PROTOCOLS and not model_cls.learns_from_labels:
+    scaled_protocol = target.task == "regression" and job.protocol in SCALED_PROTOCOLS
+    if scaled_protocol and not model_cls.learns_from_labels:
         # inverting a standardisation that never happened would rescale predictions already in raw units
         scaling = {"method": "none", "reason": "the model learns nothing from these labels; it predicts in raw units"}
-    elif target.task == "regression" and job.protocol in SCALED_PROTOCOLS:
+    elif scaled_protocol:
         # the harness standardises every regression target with the fold's training statistics
         # (never the test rows) and inverts the predictions, so no model gets it while another does not
         fit_labels = labels.loc[ids["train"].append(ids["valid"])].to_numpy(dtype=float)
@@ -801,7 +802,7 @@ def compute(job: Job, settings: RunSettings, shared: SharedInputs) -> tuple[dict
     # the dataset's other targets of the same rows, for multi-task models (training rows only)
     others = [t for t in data.targets.values() if t.name != job.target]
     aux = {t.name: t.values(data.combinations).to_numpy(dtype=float) for t in others} or None
-    if aux and scaling is not None:
+    if aux and scaling is not None and scaling["method"] == "standardise":
         # the other regression targets too, each with its own training statistics: a multi-task
         # loss (MARSY's) then weighs the tasks as on standardised data, not by their units
         positions = data.combinations.index.get_indexer(ids["train"].append(ids["valid"]))
