@@ -105,7 +105,8 @@ run -d oneil-drugcomb -t zip -m baitsao-zs,baitsao-ft -p checkpoint="$CKPT" --ou
 run -d d3-deepdds -m baitsao-ft -p checkpoint="$CKPT" --out results/d3-deepdds
 
 # equal search for the two dense published networks (issue 20): `strong`, 12 pruned trials on
-# 5,000 rows, some 1-3.5 CPU-hours a fold before a 28-48-minute final fit (measured on D1 Loewe: DeepSynergy fold 0, MARSY folds 0-4), so tens of sessions in all. MARSY
+# 5,000 rows, some 1-3.5 CPU-hours a fold before a final fit of 28-48 minutes (D1 Loewe: DeepSynergy fold 0, MARSY folds 0-4) to
+# about 2 hours (DeepSynergy fold 2: a 60-minute selection run, then a 31-epoch refit at ~110 s an epoch), so tens of sessions in all. MARSY
 # on D1 Loewe first (unsearched it is level with BAITSAO), then DeepSynergy (first on D1 Loewe and
 # O'Neil ZIP unsearched), each with one fold first to measure what the search buys
 run -d d1-oneil -t loewe -m marsy "${CHEM_EXPR[@]}" --protocol strong --folds 0 --out results/d1-oneil-cpu
