@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from synbench.runner import compute_seconds, record_device, training_seconds
+from synbench.runner import phase_seconds, record_device
 
 
 def job_rows(stores: list[Path]) -> pd.DataFrame:
@@ -30,11 +30,10 @@ def job_rows(stores: list[Path]) -> pd.DataFrame:
     for store in stores:
         for path in sorted((store / "jobs").glob("*/record.json")):
             record = json.loads(path.read_text())
-            timing = record.get("timing", {})
             training = record.get("training") or {}
             # work of earlier processes of a resumed job included (kept search trials, resumed epochs)
-            seconds = compute_seconds(record)
-            fit = max(float(timing.get("fit_seconds") or 0.0), training_seconds(training))
+            phases = phase_seconds(record)
+            seconds, fit = sum(phases.values()), phases["fit"]
             threads = int((record.get("resources") or {}).get("threads") or 1)
             epochs = (training.get("epochs_run") or training.get("epochs")) if isinstance(training, dict) else None
             device = record_device(record)

@@ -34,6 +34,7 @@ from .errors import ConfigError, StoreError
 from .md_escape import Md, md_code, md_text
 from .redaction import redact
 from .registry import get_registry
+from .runner import phase_seconds
 from .store import Store
 
 FIGURE_DPI = 100
@@ -1009,19 +1010,19 @@ def build(roots, metric_names=None, datasets=None, title=None, command=None, pub
     # -- runtime
     rep.add("## Runtime and memory",
             "Per method and dataset/target, from the job records: mean seconds per job for featurisation, hyperparameter "
-            "search (on the inner validation split), the final fit and prediction; total = the sum of all four over all "
-            "jobs; peak = the largest resident memory of the job's process (MB); device and threads as recorded. Jobs "
-            "that ran beside other work share the CPU, so compare timings only within one invocation. Where a model records "
-            "how many of its weights it trains (a text encoder frozen, LoRA-adapted or fully fine-tuned), the last column "
-            "gives them beside its total.")
+            "search (on the inner validation split), the final fit and prediction, counting the earlier processes' work for "
+            "a job resumed after a stop (kept search trials, kept epochs); total = the sum of all four over all jobs; peak = "
+            "the largest resident memory of the job's process (MB); device and threads as recorded. Jobs that ran beside "
+            "other work share the CPU, so compare timings only within one invocation. Where a model records how many of "
+            "its weights it trains (a text encoder frozen, LoRA-adapted or fully fine-tuned), the last column gives them "
+            "beside its total.")
     rt = []
     for r in runs.records:
         j = r["job"]
-        t = r["timing"]
         model, featurizers, profile, protocol = lb.method_of(j)
         rt.append({"model": model, "featurizers": featurizers, "profile": profile, "protocol": protocol, "dataset": j["dataset"],
-                   "target": j["target"], "featurize": t.get("featurize_seconds", np.nan), "search": t.get("search_seconds", np.nan),
-                   "fit": t.get("fit_seconds", np.nan), "predict": t.get("predict_seconds", np.nan),
+                   # a job resumed across processes: every process's share, not the last one's only
+                   "target": j["target"], **phase_seconds(r),
                    "peak": r["resources"].get("peak_memory_mb", np.nan), "device": str(r["resources"].get("device", "cpu")),
                    "threads": str(r["resources"].get("threads", "?")),
                    # what a fine-tuning strategy trains (frozen / LoRA / full) is part of its cost

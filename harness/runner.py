@@ -1122,15 +1122,22 @@ def training_seconds(training) -> float:
                if isinstance(part, dict))
 
 
-def compute_seconds(record: dict) -> float:
-    """The compute a stored job cost in seconds (featurize + search + fit + predict), counting the work
+def phase_seconds(record: dict) -> dict[str, float]:
+    """Seconds a stored job spent in each phase (featurize, search, fit, predict), counting the work
     that ran in earlier processes of a resumed job: a final fit resumed after a stop logs every
     epoch's seconds while ``fit_seconds`` holds the last process's only, and a search resumed from
-    its kept trials records their seconds as ``resumed_seconds``."""
+    its kept trials records their seconds as ``resumed_seconds``. A phase the record leaves out
+    counts 0; one it marks unmeasured (NaN, as predictions made elsewhere do) stays NaN."""
     timing = record.get("timing") or {}
-    fit = max(float(timing.get("fit_seconds") or 0.0), training_seconds(record.get("training")))
-    seconds = fit + sum(float(timing.get(k) or 0.0) for k in ("featurize_seconds", "search_seconds", "predict_seconds"))
-    return seconds + float((record.get("search_summary") or {}).get("resumed_seconds") or 0.0)
+    seconds = {phase: float(timing.get(f"{phase}_seconds") or 0.0) for phase in ("featurize", "search", "fit", "predict")}
+    seconds["search"] += float((record.get("search_summary") or {}).get("resumed_seconds") or 0.0)
+    seconds["fit"] = max(seconds["fit"], training_seconds(record.get("training")))  # NaN stays NaN
+    return seconds
+
+
+def compute_seconds(record: dict) -> float:
+    """The compute a stored job cost in seconds: the sum of its :func:`phase_seconds`."""
+    return sum(phase_seconds(record).values())
 
 
 def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from synbench import leaderboard as lb
 from synbench import published as pub
 from synbench import report as rp
+from synbench import runner
 from synbench.cli import app
 from synbench.errors import DataError
 from synbench.registry import get_registry
@@ -252,6 +253,33 @@ def test_training_section_says_why_each_run_stopped_with_its_curves(tmp_path):
     assert "lasso" not in section  # nothing iterative to report
     assert any(f.name.startswith("curves") for f in report.figures)
     assert rp.validation_curve(records[0]["training"]) == records[0]["training"]["selection"]["val_loss"]
+
+
+def test_runtime_counts_the_work_of_a_resumed_jobs_earlier_processes(built, tmp_path):
+    """A job stopped and resumed keeps its finished search trials and training epochs; the record's
+    `timing` holds only the last process's share. The runtime table must show what the job cost in
+    all, the same figure the harness's own run estimates use (`runner.compute_seconds`)."""
+    store = tmp_path / "resumed"
+    shutil.copytree(built[0], store, ignore=shutil.ignore_patterns("*constant*", "*treecomb*"))
+    paths = sorted((store / "jobs").glob("*/record.json"))
+    records = []
+    for path in paths:
+        rec = json.loads(path.read_text())
+        if rec["job"]["target"] == "score":
+            rec["timing"].update(featurize_seconds=0.5, search_seconds=1.0, fit_seconds=2.0, predict_seconds=0.25)
+            # kept trials worth 4,000 s and a two-phase fit logged at 3,000 + 1,500 s across processes
+            rec["search_summary"] = {**(rec.get("search_summary") or {}), "resumed_seconds": 4000.0}
+            rec["training"] = {"selection": {"seconds": 3000.0}, "refit": {"seconds": 1500.0}}
+            path.write_text(json.dumps(rec))
+            records.append(rec)
+    assert len(records) == 5
+    assert {runner.compute_seconds(r) for r in records} == {0.5 + 1.0 + 4000.0 + 4500.0 + 0.25}
+    md = rp.build([store]).to_markdown("figs")
+    runtime = md[md.index("## Runtime and memory"):md.index("## Selected hyperparameters")]
+    row = next(line for line in runtime.splitlines() if line.startswith("| lasso | `smoke` | mock / score |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # jobs, featurize, search, fit, predict, total
+    assert cells[3:9] == ["5", "0.50", "4,001", "4,500", "0.25", "42,509"]
 
 
 def test_stores_that_split_one_dataset_differently_are_not_read_as_one(built, tmp_path):
