@@ -105,7 +105,7 @@ run -d oneil-drugcomb -t zip -m baitsao-zs,baitsao-ft -p checkpoint="$CKPT" --ou
 run -d d3-deepdds -m baitsao-ft -p checkpoint="$CKPT" --out results/d3-deepdds
 
 # equal search for the two dense published networks (issue 20): `strong`, 12 pruned trials on
-# 5,000 rows, some 1-3.5 CPU-hours a fold before a final fit of 28-48 minutes (D1 Loewe: DeepSynergy fold 0, MARSY folds 0-4) to
+# 5,000 rows, some 1-3.5 CPU-hours a fold before a final fit of 28-48 minutes (D1 Loewe: DeepSynergy folds 0, 3, 4, MARSY folds 0-4) to
 # 1.6-1.7 hours (DeepSynergy folds 1 and 2: selection runs of 48 and 60 minutes, then refits of 24 and 31 epochs at 85-117 s an epoch), so tens of sessions in all. MARSY
 # on D1 Loewe first (unsearched it is level with BAITSAO), then DeepSynergy (first on D1 Loewe and
 # O'Neil ZIP unsearched), each with one fold first to measure what the search buys
