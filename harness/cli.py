@@ -140,8 +140,10 @@ def _parse_params(values: Optional[List[str]]) -> dict:
 
 # seeds reach NumPy's RandomState as seed * 100 + fold, which must stay below 2**32
 MAX_SEED = 2**32 // 100 - 1
-# a dry run's estimates from the same model's other runs (scaled: by the trials its own unfinished jobs kept)
-ROUGH_BASES = ("other settings", "other split", "other settings, scaled", "other split, scaled")
+# a dry run's estimates from the same model's other runs (scaled: by the trials its own unfinished jobs kept;
+# search not counted: from runs that did not search, for a job that will)
+ROUGH_BASES = tuple(f"{basis}{detail}" for basis in ("other settings", "other split")
+                    for detail in ("", ", scaled", ", search not counted"))
 
 
 def _check_seed(seed: int, option: str = "--seed") -> None:
@@ -383,11 +385,12 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         pending = int(count.get("pending", 0))
         per_fold = rows["est_seconds"].iloc[0]
         rough = "~" if rows["est_basis"].iloc[0] in ROUGH_BASES else ""
+        unsearched = " + search" if rows["est_basis"].iloc[0].endswith(", search not counted") else ""
         folds = ",".join(str(f) for f in rows.loc[rows["status"] == "pending", "fold"])
         resumes = "; ".join(f"fold {r.fold}: {r.kept}" for r in rows.itertuples() if r.kept)
         table.add_row(*map(redact, key), str(int(count.get("done", 0))), str(int(count.get("locked", 0))),
-                      f"{pending} ({folds})" if pending else "0", rough + _duration(per_fold),
-                      rough + _duration(pending * per_fold) if pending else "",
+                      f"{pending} ({folds})" if pending else "0", rough + _duration(per_fold) + unsearched,
+                      rough + _duration(pending * per_fold) + unsearched if pending else "",
                       *([resumes] if kept else []))
     out.print(table)
     n = status["status"].value_counts()
@@ -399,13 +402,18 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     if stale:
         summary.append(f"{stale} of the pending jobs have a lock file no process holds (left by a run killed with SIGKILL "
                        f"or a machine that stopped); the next run takes them over")
-    if total:
-        summary.append(f"estimated compute for the pending jobs: {_duration(total)}")
+    pending_rows = status[status["status"] == "pending"] if len(status) else status
+    unsearched = int(pending_rows["est_basis"].str.endswith(", search not counted").sum()) if len(status) else 0
+    if total:  # a floor where some jobs' search is left out
+        summary.append(f"estimated compute for the pending jobs: {'at least ' if unsearched else ''}{_duration(total)}")
     rough = int(((status["status"] == "pending") & status["est_basis"].isin(ROUGH_BASES)).sum()) if len(status) else 0
     if rough:
         scaled = int(((status["status"] == "pending") & status["est_basis"].str.endswith(", scaled")).sum())
         summary.append(f"{rough} of them (~) estimated from the same model's runs under other settings or splits"
                        + (f", {scaled} scaled by the search trials their settings' unfinished jobs kept" if scaled else ""))
+        if unsearched:
+            summary.append(f"{unsearched} of them (+ search) will search but were estimated from runs that did not: "
+                           f"their search comes on top")
     if unknown:
         summary.append(f"{unknown} pending job(s) have no finished fold to estimate from")
     out.print("; ".join(summary + ["nothing was run"]), markup=False, highlight=False, soft_wrap=True)

@@ -1157,7 +1157,10 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     stopped job of it has kept some (``.search-*.json``): its mean trial seconds over theirs, trial
     for trial (complete trials only; ``est_basis`` gains ``, scaled``). Settings that change the cost
     per row (both drug orders double the rows and the drug columns: an SVM's trial took 12 times the
-    pooled one's) would otherwise be estimated at the other settings' cost.
+    pooled one's) would otherwise be estimated at the other settings' cost. A rough estimate for a job
+    that searches, taken from runs none of which searched, leaves the search out (``est_basis`` gains
+    ``, search not counted``): DeepSynergy's first ``strong`` fold on O'Neil ZIP was estimated at its
+    unsearched ``table1`` folds' 1.5 hours, while a searched fold on D1 spent 1.5-2.8 hours in search alone.
 
     Only jobs computed on the kind of device this process would use count (``resources.device``:
     ``cpu`` or ``cuda``): MARSY's ZIP folds took 72-90 s on a GPU and about an hour on one CPU
@@ -1166,6 +1169,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     seconds: dict[Job, list[float]] = {}
     near: dict[tuple, list[float]] = {}
     near_trials: dict[tuple, list[tuple[float, float]]] = {}  # (compute, mean complete-trial seconds) of searched jobs
+    near_searched: dict[tuple, bool] = {}  # whether any of the model's runs under other settings searched
     records = list(store.records()) if store else []
     kinds = {record_device(r) for r in records}
     if kinds - {"cpu"}:  # only then is torch imported to learn this machine's device
@@ -1178,6 +1182,9 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         seconds.setdefault(same_config, []).append(cost)
         near.setdefault(_model_on_data(same_config), []).append(cost)
         near.setdefault(_model_on_data(same_config)[:-1], []).append(cost)  # any split
+        searched = bool((record.get("search_summary") or {}).get("n_trials") or record.get("search"))
+        for key in (_model_on_data(same_config), _model_on_data(same_config)[:-1]):
+            near_searched[key] = near_searched.get(key, False) or searched
         trial = _mean_trial_seconds(record.get("search"))
         if trial:
             near_trials.setdefault(_model_on_data(same_config), []).append((cost, trial))
@@ -1211,6 +1218,9 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         if basis in ("other settings", "other split") and own_trials and reference:
             own = float(np.mean(own_trials))
             previous, basis = [cost * own / trial for cost, trial in reference], basis + ", scaled"
+        elif basis in ("other settings", "other split") and job.trials and not near_searched.get(
+                _model_on_data(job) if basis == "other settings" else _model_on_data(job)[:-1]):
+            basis += ", search not counted"
         state, stale = status(job)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,

@@ -249,6 +249,35 @@ def test_plan_status_scales_a_rough_estimate_by_the_trials_its_own_unfinished_jo
     assert "2 scaled by the search trials their settings' unfinished jobs kept" in res.stdout
 
 
+def test_plan_status_says_when_a_rough_estimate_leaves_out_the_search_its_job_will_run(tmp_path):
+    """A searched job estimated from unsearched runs (DeepSynergy's ``strong`` folds from its ``table1``
+    ones) would be promised the fit's time alone: the dry run marks the estimate a floor."""
+    from synbench import runner
+    from synbench.store import Store
+
+    store = Store(tmp_path / "s")
+    runner.run(runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0]), store)  # smoke: no search
+    (record,) = list(store.records())
+    assert not record["search"]
+    searched = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0, 1], trials=2)
+    status = runner.plan_status(searched, store)
+    assert status["est_basis"].tolist() == ["other settings, search not counted"] * 2
+    assert status["est_seconds"].tolist() == pytest.approx([runner.compute_seconds(record)] * 2)
+    res = _cli("run", "-d", "mock", "-m", "lasso", "-t", "score", "--profile", "smoke", "--folds", "0,1", "--trials", "2",
+               "--out", str(store.root), "--dry-run")
+    assert res.returncode == 0, res.stderr
+    row = next(line for line in res.stdout.splitlines() if "lasso" in line)
+    assert "~" in row and "+ search" in row
+    assert "at least" in res.stdout and "2 of them (+ search) will search but were estimated from runs that did not" in res.stdout
+    # an unsearched variant of the same run is estimated as before, and once a searched run of the
+    # model is stored, the model's searched cost is in the pool and nothing is left out
+    unsearched = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0], params={"alpha": 0.5})
+    assert runner.plan_status(unsearched, store)["est_basis"].tolist() == ["other settings"]
+    runner.run(searched[:1], store)
+    variant = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0], trials=3)
+    assert runner.plan_status(variant, store)["est_basis"].tolist() == ["other settings"]
+
+
 def test_plan_status_estimates_other_seeds_from_stored_folds_with_their_resumed_work(tmp_path):
     from synbench import runner
     from synbench.store import Store
