@@ -402,8 +402,8 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     if stale:
         summary.append(f"{stale} of the pending jobs have a lock file no process holds (left by a run killed with SIGKILL "
                        f"or a machine that stopped); the next run takes them over")
-    pending_rows = status[status["status"] == "pending"] if len(status) else status
-    unsearched = int(pending_rows["est_basis"].str.endswith(", search not counted").sum()) if len(status) else 0
+    unsearched = int(((status["status"] == "pending") & status["est_basis"].str.endswith(", search not counted")).sum()) \
+        if len(status) else 0
     if total:  # a floor where some jobs' search is left out
         summary.append(f"estimated compute for the pending jobs: {'at least ' if unsearched else ''}{_duration(total)}")
     rough = int(((status["status"] == "pending") & status["est_basis"].isin(ROUGH_BASES)).sum()) if len(status) else 0

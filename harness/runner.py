@@ -1169,7 +1169,6 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     seconds: dict[Job, list[float]] = {}
     near: dict[tuple, list[float]] = {}
     near_trials: dict[tuple, list[tuple[float, float]]] = {}  # (compute, mean complete-trial seconds) of searched jobs
-    near_searched: dict[tuple, bool] = {}  # whether any of the model's runs under other settings searched
     records = list(store.records()) if store else []
     kinds = {record_device(r) for r in records}
     if kinds - {"cpu"}:  # only then is torch imported to learn this machine's device
@@ -1182,9 +1181,6 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         seconds.setdefault(same_config, []).append(cost)
         near.setdefault(_model_on_data(same_config), []).append(cost)
         near.setdefault(_model_on_data(same_config)[:-1], []).append(cost)  # any split
-        searched = bool((record.get("search_summary") or {}).get("n_trials") or record.get("search"))
-        for key in (_model_on_data(same_config), _model_on_data(same_config)[:-1]):
-            near_searched[key] = near_searched.get(key, False) or searched
         trial = _mean_trial_seconds(record.get("search"))
         if trial:
             near_trials.setdefault(_model_on_data(same_config), []).append((cost, trial))
@@ -1218,8 +1214,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         if basis in ("other settings", "other split") and own_trials and reference:
             own = float(np.mean(own_trials))
             previous, basis = [cost * own / trial for cost, trial in reference], basis + ", scaled"
-        elif basis in ("other settings", "other split") and job.trials and not near_searched.get(
-                _model_on_data(job) if basis == "other settings" else _model_on_data(job)[:-1]):
+        elif basis in ("other settings", "other split") and job.trials and not reference:  # no run it rests on searched
             basis += ", search not counted"
         state, stale = status(job)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
