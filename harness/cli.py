@@ -141,9 +141,10 @@ def _parse_params(values: Optional[List[str]]) -> dict:
 # seeds reach NumPy's RandomState as seed * 100 + fold, which must stay below 2**32
 MAX_SEED = 2**32 // 100 - 1
 # a dry run's estimates from the same model's other runs (scaled: by the trials its own unfinished jobs kept;
-# search not counted: from runs that did not search, for a job that will)
+# search not counted: from runs that did not search, for a job that will; search from kept trials: those
+# runs plus the search, timed by the trials its settings' unfinished jobs kept)
 ROUGH_BASES = tuple(f"{basis}{detail}" for basis in ("other settings", "other split")
-                    for detail in ("", ", scaled", ", search not counted"))
+                    for detail in ("", ", scaled", ", search not counted", ", search from kept trials"))
 
 
 def _check_seed(seed: int, option: str = "--seed") -> None:
@@ -409,8 +410,11 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     rough = int(((status["status"] == "pending") & status["est_basis"].isin(ROUGH_BASES)).sum()) if len(status) else 0
     if rough:
         scaled = int(((status["status"] == "pending") & status["est_basis"].str.endswith(", scaled")).sum())
+        added = int(((status["status"] == "pending") & status["est_basis"].str.endswith(", search from kept trials")).sum())
         summary.append(f"{rough} of them (~) estimated from the same model's runs under other settings or splits"
-                       + (f", {scaled} scaled by the search trials their settings' unfinished jobs kept" if scaled else ""))
+                       + (f", {scaled} scaled by the search trials their settings' unfinished jobs kept" if scaled else "")
+                       + (f", {added} with their search added from the trials their settings' unfinished jobs kept"
+                          if added else ""))
         if unsearched:
             summary.append(f"{unsearched} of them (+ search) will search but were estimated from runs that did not: "
                            f"their search comes on top")

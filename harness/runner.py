@@ -1161,6 +1161,8 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     that searches, taken from runs none of which searched, leaves the search out (``est_basis`` gains
     ``, search not counted``): DeepSynergy's first ``strong`` fold on O'Neil ZIP was estimated at its
     unsearched ``table1`` folds' 1.5 hours, while a searched fold on D1 spent 1.5-2.8 hours in search alone.
+    Where a running or stopped job of the configuration has kept trials, the search is added instead:
+    the job's trial count times their mean seconds, pruned trials included (``, search from kept trials``).
 
     Only jobs computed on the kind of device this process would use count (``resources.device``:
     ``cpu`` or ``cuda``): MARSY's ZIP folds took 72-90 s on a GPU and about an hour on one CPU
@@ -1186,6 +1188,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
             near_trials.setdefault(_model_on_data(same_config), []).append((cost, trial))
             near_trials.setdefault(_model_on_data(same_config)[:-1], []).append((cost, trial))
     kept_trials: dict[Job, list[float]] = {}  # complete-trial seconds kept by unfinished jobs, per configuration
+    kept_any: dict[Job, list[float]] = {}  # the seconds of every trial they kept, pruned ones included
     if store is not None:
         settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
         for job in jobs:
@@ -1193,8 +1196,10 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
                 trials = json.loads(search_progress_path(settings, job).read_text())["trials"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue
+            timed = [t for t in trials if isinstance(t, dict) and t.get("seconds")]
             kept_trials.setdefault(replace(job, fold=-1, seed=0), []).extend(
-                float(t["seconds"]) for t in trials if isinstance(t, dict) and t.get("state") == "complete" and t.get("seconds"))
+                float(t["seconds"]) for t in timed if t.get("state") == "complete")
+            kept_any.setdefault(replace(job, fold=-1, seed=0), []).extend(float(t["seconds"]) for t in timed)
     def status(job: Job) -> tuple[str, bool]:
         if store is not None and stored(store, job):
             return "done", False
@@ -1215,7 +1220,11 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
             own = float(np.mean(own_trials))
             previous, basis = [cost * own / trial for cost, trial in reference], basis + ", scaled"
         elif basis in ("other settings", "other split") and job.trials and not reference:  # no run it rests on searched
-            basis += ", search not counted"
+            if spent := kept_any.get(replace(job, fold=-1, seed=0)):
+                previous = [cost + job.trials * float(np.mean(spent)) for cost in previous]
+                basis += ", search from kept trials"
+            else:
+                basis += ", search not counted"
         state, stale = status(job)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,

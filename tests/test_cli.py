@@ -278,6 +278,33 @@ def test_plan_status_says_when_a_rough_estimate_leaves_out_the_search_its_job_wi
     assert runner.plan_status(variant, store)["est_basis"].tolist() == ["other settings"]
 
 
+def test_plan_status_adds_the_search_its_settings_unfinished_jobs_timed_to_an_unsearched_estimate(tmp_path):
+    """Once fold 0 of DeepSynergy's ``strong`` ZIP run has kept trials, its pending folds are estimated
+    at the unsearched ``table1`` folds' cost plus their trial count times the kept trials' mean cost
+    (pruned ones included: they are part of what a search spends), not left a floor."""
+    from synbench import runner
+    from synbench.store import Store
+
+    store = Store(tmp_path / "s")
+    runner.run(runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0]), store)  # no search
+    (record,) = list(store.records())
+    searched = runner.plan(["mock"], ["lasso"], targets=["score"], profile="smoke", folds=[0, 1], trials=4)
+    kept = {"fingerprint": {"n_trials": 4}, "trials": [
+        {"state": "complete", "seconds": 30.0, "value": 1.0, "proposal": {}, "reports": []},
+        {"state": "pruned", "seconds": 10.0, "value": None, "proposal": {}, "reports": []}]}
+    runner.search_progress_path(runner.RunSettings(checkpoint_dir=str(store.jobs_dir)), searched[0]).write_text(json.dumps(kept))
+    status = runner.plan_status(searched, store)
+    assert status["est_basis"].tolist() == ["other settings, search from kept trials"] * 2
+    assert status["est_seconds"].tolist() == pytest.approx([runner.compute_seconds(record) + 4 * 20.0] * 2)
+    res = _cli("run", "-d", "mock", "-m", "lasso", "-t", "score", "--profile", "smoke", "--folds", "0,1", "--trials", "4",
+               "--out", str(store.root), "--dry-run")
+    assert res.returncode == 0, res.stderr
+    row = next(line for line in res.stdout.splitlines() if "lasso" in line)
+    assert "~" in row and "+ search" not in row and "fold 0: 2/4 trials" in row
+    assert "at least" not in res.stdout
+    assert "2 with their search added from the trials their settings' unfinished jobs kept" in res.stdout
+
+
 def test_plan_status_estimates_other_seeds_from_stored_folds_with_their_resumed_work(tmp_path):
     from synbench import runner
     from synbench.store import Store
