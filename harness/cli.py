@@ -403,14 +403,15 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     if stale:
         summary.append(f"{stale} of the pending jobs have a lock file no process holds (left by a run killed with SIGKILL "
                        f"or a machine that stopped); the next run takes them over")
-    unsearched = int(((status["status"] == "pending") & status["est_basis"].str.endswith(", search not counted")).sum()) \
-        if len(status) else 0
+    def pending_ending(detail: str) -> int:  # pending jobs whose estimate's basis ends with this detail
+        return int(((status["status"] == "pending") & status["est_basis"].str.endswith(detail)).sum()) if len(status) else 0
+
+    unsearched = pending_ending(", search not counted")
     if total:  # a floor where some jobs' search is left out
         summary.append(f"estimated compute for the pending jobs: {'at least ' if unsearched else ''}{_duration(total)}")
     rough = int(((status["status"] == "pending") & status["est_basis"].isin(ROUGH_BASES)).sum()) if len(status) else 0
     if rough:
-        scaled = int(((status["status"] == "pending") & status["est_basis"].str.endswith(", scaled")).sum())
-        added = int(((status["status"] == "pending") & status["est_basis"].str.endswith(", search from kept trials")).sum())
+        scaled, added = pending_ending(", scaled"), pending_ending(", search from kept trials")
         summary.append(f"{rough} of them (~) estimated from the same model's runs under other settings or splits"
                        + (f", {scaled} scaled by the search trials their settings' unfinished jobs kept" if scaled else "")
                        + (f", {added} with their search added from the trials their settings' unfinished jobs kept"

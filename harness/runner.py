@@ -1187,8 +1187,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         if trial:
             near_trials.setdefault(_model_on_data(same_config), []).append((cost, trial))
             near_trials.setdefault(_model_on_data(same_config)[:-1], []).append((cost, trial))
-    kept_trials: dict[Job, list[float]] = {}  # complete-trial seconds kept by unfinished jobs, per configuration
-    kept_any: dict[Job, list[float]] = {}  # the seconds of every trial they kept, pruned ones included
+    kept_trials: dict[Job, list[tuple[str, float]]] = {}  # (state, seconds) of the trials unfinished jobs kept, per configuration
     if store is not None:
         settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
         for job in jobs:
@@ -1196,10 +1195,8 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
                 trials = json.loads(search_progress_path(settings, job).read_text())["trials"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            timed = [t for t in trials if isinstance(t, dict) and t.get("seconds")]
             kept_trials.setdefault(replace(job, fold=-1, seed=0), []).extend(
-                float(t["seconds"]) for t in timed if t.get("state") == "complete")
-            kept_any.setdefault(replace(job, fold=-1, seed=0), []).extend(float(t["seconds"]) for t in timed)
+                (t.get("state"), float(t["seconds"])) for t in trials if isinstance(t, dict) and t.get("seconds"))
     def status(job: Job) -> tuple[str, bool]:
         if store is not None and stored(store, job):
             return "done", False
@@ -1214,14 +1211,15 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
             basis = "other settings"
         if not previous and (previous := near.get(_model_on_data(job)[:-1], [])):
             basis = "other split"
-        own_trials = kept_trials.get(replace(job, fold=-1, seed=0))
+        kept = kept_trials.get(replace(job, fold=-1, seed=0), [])
+        own_trials = [spent for state, spent in kept if state == "complete"]
         reference = near_trials.get(_model_on_data(job) if basis == "other settings" else _model_on_data(job)[:-1], [])
         if basis in ("other settings", "other split") and own_trials and reference:
             own = float(np.mean(own_trials))
             previous, basis = [cost * own / trial for cost, trial in reference], basis + ", scaled"
         elif basis in ("other settings", "other split") and job.trials and not reference:  # no run it rests on searched
-            if spent := kept_any.get(replace(job, fold=-1, seed=0)):
-                previous = [cost + job.trials * float(np.mean(spent)) for cost in previous]
+            if kept:  # pruned trials too: they are part of what a search spends
+                previous = [cost + job.trials * float(np.mean([spent for _, spent in kept])) for cost in previous]
                 basis += ", search from kept trials"
             else:
                 basis += ", search not counted"
