@@ -385,17 +385,18 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         count = rows["status"].value_counts()
         pending = int(count.get("pending", 0))
         per_fold = rows["est_seconds"].iloc[0]
+        left = rows.loc[rows["status"] == "pending", "est_remaining_seconds"].sum(min_count=1)  # less trials kept
         rough = "~" if rows["est_basis"].iloc[0] in ROUGH_BASES else ""
         unsearched = " + search" if rows["est_basis"].iloc[0].endswith(", search not counted") else ""
         folds = ",".join(str(f) for f in rows.loc[rows["status"] == "pending", "fold"])
         resumes = "; ".join(f"fold {r.fold}: {r.kept}" for r in rows.itertuples() if r.kept)
         table.add_row(*map(redact, key), str(int(count.get("done", 0))), str(int(count.get("locked", 0))),
                       f"{pending} ({folds})" if pending else "0", rough + _duration(per_fold) + unsearched,
-                      rough + _duration(pending * per_fold) + unsearched if pending else "",
+                      rough + _duration(left) + unsearched if pending else "",
                       *([resumes] if kept else []))
     out.print(table)
     n = status["status"].value_counts()
-    pending_estimates = status.loc[status["status"] == "pending", "est_seconds"]
+    pending_estimates = status.loc[status["status"] == "pending", "est_remaining_seconds"]
     total, unknown = pending_estimates.sum(), int(pending_estimates.isna().sum())  # sum() skips NaN
     summary = [f"{len(status)} jobs planned: {n.get('done', 0)} done, {n.get('locked', 0)} locked (another run is computing "
                f"them), {n.get('pending', 0)} pending"]
@@ -407,8 +408,12 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         return int(((status["status"] == "pending") & status["est_basis"].str.endswith(detail)).sum()) if len(status) else 0
 
     unsearched = pending_ending(", search not counted")
+    resumed = status.loc[status["status"] == "pending"]
+    resumed = resumed[resumed["est_remaining_seconds"] < resumed["est_seconds"]]  # NaN compares False
     if total:  # a floor where some jobs' search is left out
-        summary.append(f"estimated compute for the pending jobs: {'at least ' if unsearched else ''}{_duration(total)}")
+        summary.append(f"estimated compute for the pending jobs: {'at least ' if unsearched else ''}{_duration(total)}"
+                       + (f" (less {_duration((resumed['est_seconds'] - resumed['est_remaining_seconds']).sum())} of "
+                          f"search the trials kept by {len(resumed)} of them already spent)" if len(resumed) else ""))
     rough = int(((status["status"] == "pending") & status["est_basis"].isin(ROUGH_BASES)).sum()) if len(status) else 0
     if rough:
         scaled, added = pending_ending(", scaled"), pending_ending(", search from kept trials")

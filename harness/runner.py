@@ -1164,6 +1164,9 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     Where a running or stopped job of the configuration has kept trials, the search is added instead:
     the job's trial count times their mean seconds, pruned trials included (``, search from kept trials``).
 
+    ``est_remaining_seconds`` is what an unfinished job has left: its estimate less the seconds of
+    the trials it kept itself (a stopped search resumes from them), 0 for a done job.
+
     Only jobs computed on the kind of device this process would use count (``resources.device``:
     ``cpu`` or ``cuda``): MARSY's ZIP folds took 72-90 s on a GPU and about an hour on one CPU
     thread here, so a GPU's record says nothing about a CPU's pending job, nor the reverse.
@@ -1188,6 +1191,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
             near_trials.setdefault(_model_on_data(same_config), []).append((cost, trial))
             near_trials.setdefault(_model_on_data(same_config)[:-1], []).append((cost, trial))
     kept_trials: dict[Job, list[tuple[str, float]]] = {}  # (state, seconds) of the trials unfinished jobs kept, per configuration
+    spent: dict[Job, float] = {}  # seconds of the trials each unfinished job kept: search its next run need not repeat
     if store is not None:
         settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
         for job in jobs:
@@ -1195,8 +1199,9 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
                 trials = json.loads(search_progress_path(settings, job).read_text())["trials"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            kept_trials.setdefault(replace(job, fold=-1, seed=0), []).extend(
-                (t.get("state"), float(t["seconds"])) for t in trials if isinstance(t, dict) and t.get("seconds"))
+            own = [(t.get("state"), float(t["seconds"])) for t in trials if isinstance(t, dict) and t.get("seconds")]
+            kept_trials.setdefault(replace(job, fold=-1, seed=0), []).extend(own)
+            spent[job] = sum(seconds for _, seconds in own)
     def status(job: Job) -> tuple[str, bool]:
         if store is not None and stored(store, job):
             return "done", False
@@ -1224,9 +1229,12 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
             else:
                 basis += ", search not counted"
         state, stale = status(job)
+        estimate = float(np.mean(previous)) if previous else float("nan")
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,
-                     "est_seconds": float(np.mean(previous)) if previous else float("nan"), "est_basis": basis,
+                     "est_seconds": estimate, "est_basis": basis,
+                     # a job's own kept trials are search already spent; never below nothing
+                     "est_remaining_seconds": max(estimate - spent.get(job, 0.0), 0.0) if state != "done" else 0.0,
                      "job_id": job.job_id,
                      "kept": kept_progress(store, job) if store is not None and state != "done" else ""})
     return pd.DataFrame(rows)

@@ -296,12 +296,16 @@ def test_plan_status_adds_the_search_its_settings_unfinished_jobs_timed_to_an_un
     status = runner.plan_status(searched, store)
     assert status["est_basis"].tolist() == ["other settings, search from kept trials"] * 2
     assert status["est_seconds"].tolist() == pytest.approx([runner.compute_seconds(record) + 4 * 20.0] * 2)
+    # fold 0's next run resumes from its two kept trials: the 40 seconds they spent are not left to do
+    estimate = status["est_seconds"].iloc[0]
+    assert status["est_remaining_seconds"].tolist() == pytest.approx([estimate - 40.0, estimate])
     res = _cli("run", "-d", "mock", "-m", "lasso", "-t", "score", "--profile", "smoke", "--folds", "0,1", "--trials", "4",
                "--out", str(store.root), "--dry-run")
     assert res.returncode == 0, res.stderr
     row = next(line for line in res.stdout.splitlines() if "lasso" in line)
     assert "~" in row and "+ search" not in row and "fold 0: 2/4 trials" in row
     assert "at least" not in res.stdout
+    assert "(less 1 min of search the trials kept by 1 of them already spent)" in res.stdout
     assert "2 with their search added from the trials their settings' unfinished jobs kept" in res.stdout
 
 
