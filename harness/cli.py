@@ -413,7 +413,7 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     if total:  # a floor where some jobs' search is left out
         summary.append(f"estimated compute for the pending jobs: {'at least ' if unsearched else ''}{_duration(total)}"
                        + (f" (less {_duration((resumed['est_seconds'] - resumed['est_remaining_seconds']).sum())} of "
-                          f"search the trials kept by {len(resumed)} of them already spent)" if len(resumed) else ""))
+                          f"work that the trials and training phases kept by {len(resumed)} of them already did)" if len(resumed) else ""))
     rough = int(((status["status"] == "pending") & status["est_basis"].isin(ROUGH_BASES)).sum()) if len(status) else 0
     if rough:
         scaled, added = pending_ending(", scaled"), pending_ending(", search from kept trials")

@@ -1165,7 +1165,8 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
     the job's trial count times their mean seconds, pruned trials included (``, search from kept trials``).
 
     ``est_remaining_seconds`` is what an unfinished job has left: its estimate less the seconds of
-    the trials it kept itself (a stopped search resumes from them), 0 for a done job.
+    the trials and the finished training phases it kept itself (a stopped run resumes from them),
+    0 for a done job.
 
     Only jobs computed on the kind of device this process would use count (``resources.device``:
     ``cpu`` or ``cuda``): MARSY's ZIP folds took 72-90 s on a GPU and about an hour on one CPU
@@ -1191,17 +1192,18 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
             near_trials.setdefault(_model_on_data(same_config), []).append((cost, trial))
             near_trials.setdefault(_model_on_data(same_config)[:-1], []).append((cost, trial))
     kept_trials: dict[Job, list[tuple[str, float]]] = {}  # (state, seconds) of the trials unfinished jobs kept, per configuration
-    spent: dict[Job, float] = {}  # seconds of the trials each unfinished job kept: search its next run need not repeat
+    spent: dict[Job, float] = {}  # seconds of the work each unfinished job kept (trials, finished training phases)
     if store is not None:
         settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
         for job in jobs:
+            spent[job] = _finished_phase_seconds(progress_path(training_state_path(settings, job)))
             try:
                 trials = json.loads(search_progress_path(settings, job).read_text())["trials"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             own = [(t.get("state"), float(t["seconds"])) for t in trials if isinstance(t, dict) and t.get("seconds")]
             kept_trials.setdefault(replace(job, fold=-1, seed=0), []).extend(own)
-            spent[job] = sum(seconds for _, seconds in own)
+            spent[job] += sum(seconds for _, seconds in own)
     def status(job: Job) -> tuple[str, bool]:
         if store is not None and stored(store, job):
             return "done", False
@@ -1238,6 +1240,20 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
                      "job_id": job.job_id,
                      "kept": kept_progress(store, job) if store is not None and state != "done" else ""})
     return pd.DataFrame(rows)
+
+
+def _finished_phase_seconds(path: Path) -> float:
+    """The seconds of the training phases a stopped job finished and kept in its durable progress
+    file (DeepSynergy's selection run: an hour or more that its next run skips); 0.0 without one."""
+    if not path.is_file():
+        return 0.0
+    import torch
+
+    try:
+        phases = torch.load(path, map_location="cpu", weights_only=True)["phases"]
+        return sum(float(phase.get("seconds") or 0.0) for phase in phases.values() if isinstance(phase, dict))
+    except Exception:  # damaged or foreign: the run ignores it too, and starts the phase afresh
+        return 0.0
 
 
 def record_device(record: dict) -> str:

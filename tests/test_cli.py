@@ -305,7 +305,18 @@ def test_plan_status_adds_the_search_its_settings_unfinished_jobs_timed_to_an_un
     row = next(line for line in res.stdout.splitlines() if "lasso" in line)
     assert "~" in row and "+ search" not in row and "fold 0: 2/4 trials" in row
     assert "at least" not in res.stdout
-    assert "(less 1 min of search the trials kept by 1 of them already spent)" in res.stdout
+    assert "(less 1 min of work that the trials and training phases kept by 1 of them already did)" in res.stdout
+    # a finished training phase kept in the durable progress file (DeepSynergy's selection run) is
+    # work done too: fold 1's next run skips it
+    import torch
+
+    state = runner.training_state_path(runner.RunSettings(checkpoint_dir=str(store.jobs_dir)), searched[1])
+    torch.save({"fingerprint": "{}", "phases": {"select-done": {"seconds": 25.0, "train_loss": [1.0]}}},
+               runner.progress_path(state))
+    status = runner.plan_status(searched, store)
+    assert status["est_remaining_seconds"].tolist() == pytest.approx([estimate - 40.0, estimate - 25.0])
+    runner.progress_path(state).write_bytes(b"not a torch file")  # damaged: the run ignores it, so does the estimate
+    assert runner.plan_status(searched, store)["est_remaining_seconds"].iloc[1] == pytest.approx(estimate)
     assert "2 with their search added from the trials their settings' unfinished jobs kept" in res.stdout
 
 
