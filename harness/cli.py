@@ -385,7 +385,7 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         count = rows["status"].value_counts()
         pending = int(count.get("pending", 0))
         per_fold = rows["est_seconds"].iloc[0]
-        left = rows.loc[rows["status"] == "pending", "est_remaining_seconds"].sum(min_count=1)  # less trials kept
+        left = rows.loc[rows["status"] == "pending", "est_remaining_seconds"].sum(min_count=1)  # less what folds kept
         rough = "~" if rows["est_basis"].iloc[0] in ROUGH_BASES else ""
         unsearched = " + search" if rows["est_basis"].iloc[0].endswith(", search not counted") else ""
         folds = ",".join(str(f) for f in rows.loc[rows["status"] == "pending", "fold"])

@@ -1235,7 +1235,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,
                      "est_seconds": estimate, "est_basis": basis,
-                     # a job's own kept trials are search already spent; never below nothing
+                     # its own kept trials and finished phases are work already done; never below nothing
                      "est_remaining_seconds": max(estimate - spent.get(job, 0.0), 0.0) if state != "done" else 0.0,
                      "job_id": job.job_id,
                      "kept": kept_progress(store, job) if store is not None and state != "done" else ""})
