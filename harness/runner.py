@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -1191,19 +1192,10 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         if trial:
             near_trials.setdefault(_model_on_data(same_config), []).append((cost, trial))
             near_trials.setdefault(_model_on_data(same_config)[:-1], []).append((cost, trial))
+    kept = {job: kept_work(store, job) for job in jobs} if store is not None else {}  # one read per job
     kept_trials: dict[Job, list[tuple[str, float]]] = {}  # (state, seconds) of the trials unfinished jobs kept, per configuration
-    spent: dict[Job, float] = {}  # seconds of the work each unfinished job kept (trials, finished training phases)
-    if store is not None:
-        settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
-        for job in jobs:
-            spent[job] = _finished_phase_seconds(progress_path(training_state_path(settings, job)))
-            try:
-                trials = json.loads(search_progress_path(settings, job).read_text())["trials"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            own = [(t.get("state"), float(t["seconds"])) for t in trials if isinstance(t, dict) and t.get("seconds")]
-            kept_trials.setdefault(replace(job, fold=-1, seed=0), []).extend(own)
-            spent[job] += sum(seconds for _, seconds in own)
+    for job, work in kept.items():
+        kept_trials.setdefault(replace(job, fold=-1, seed=0), []).extend(work.trials)
     def status(job: Job) -> tuple[str, bool]:
         if store is not None and stored(store, job):
             return "done", False
@@ -1218,42 +1210,28 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
             basis = "other settings"
         if not previous and (previous := near.get(_model_on_data(job)[:-1], [])):
             basis = "other split"
-        kept = kept_trials.get(replace(job, fold=-1, seed=0), [])
-        own_trials = [spent for state, spent in kept if state == "complete"]
+        settings_trials = kept_trials.get(replace(job, fold=-1, seed=0), [])
+        own_trials = [seconds for state, seconds in settings_trials if state == "complete"]
         reference = near_trials.get(_model_on_data(job) if basis == "other settings" else _model_on_data(job)[:-1], [])
         if basis in ("other settings", "other split") and own_trials and reference:
             own = float(np.mean(own_trials))
             previous, basis = [cost * own / trial for cost, trial in reference], basis + ", scaled"
         elif basis in ("other settings", "other split") and job.trials and not reference:  # no run it rests on searched
-            if kept:  # pruned trials too: they are part of what a search spends
-                previous = [cost + job.trials * float(np.mean([spent for _, spent in kept])) for cost in previous]
+            if settings_trials:  # pruned trials too: they are part of what a search spends
+                previous = [cost + job.trials * float(np.mean([seconds for _, seconds in settings_trials])) for cost in previous]
                 basis += ", search from kept trials"
             else:
                 basis += ", search not counted"
         state, stale = status(job)
         estimate = float(np.mean(previous)) if previous else float("nan")
+        work = kept.get(job, NOTHING_KEPT)
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,
                      "est_seconds": estimate, "est_basis": basis,
                      # its own kept trials and finished phases are work already done; never below nothing
-                     "est_remaining_seconds": max(estimate - spent.get(job, 0.0), 0.0) if state != "done" else 0.0,
-                     "job_id": job.job_id,
-                     "kept": kept_progress(store, job) if store is not None and state != "done" else ""})
+                     "est_remaining_seconds": max(estimate - work.seconds, 0.0) if state != "done" else 0.0,
+                     "job_id": job.job_id, "kept": work.description if state != "done" else ""})
     return pd.DataFrame(rows)
-
-
-def _finished_phase_seconds(path: Path) -> float:
-    """The seconds of the training phases a stopped job finished and kept in its durable progress
-    file (DeepSynergy's selection run: an hour or more that its next run skips); 0.0 without one."""
-    if not path.is_file():
-        return 0.0
-    import torch
-
-    try:
-        phases = torch.load(path, map_location="cpu", weights_only=True)["phases"]
-        return sum(float(phase.get("seconds") or 0.0) for phase in phases.values() if isinstance(phase, dict))
-    except Exception:  # damaged or foreign: the run ignores it too, and starts the phase afresh
-        return 0.0
 
 
 def record_device(record: dict) -> str:
@@ -1275,22 +1253,49 @@ def _model_on_data(job: Job) -> tuple:
     return (job.dataset, job.target, job.model, job.featurizers, job.profile, job.split)
 
 
-def kept_progress(store: Store, job: Job) -> str:
-    """What a stopped run of ``job`` left in the store for its next run ('' when nothing): finished
-    search trials, a finished training phase, a training state (this machine only)."""
+class KeptWork(NamedTuple):
+    """What a stopped run of a job left in the store for its next run."""
+
+    trials: list[tuple[str, float]]  # (state, seconds) of its kept search trials that were timed
+    seconds: float  # what its kept trials and finished training phases cost: work its next run skips
+    description: str  # for the dry run: finished trials, a finished training phase, a training state ('' when nothing)
+
+
+NOTHING_KEPT = KeptWork([], 0.0, "")
+
+
+def kept_work(store: Store, job: Job) -> KeptWork:
+    """What a stopped run of ``job`` left in the store for its next run: finished search trials, a
+    finished training phase (its durable progress file), a training state (this machine only)."""
     settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
-    kept = []
+    trials, described = [], []
     try:
         search = json.loads(search_progress_path(settings, job).read_text())
-        kept.append(f"{len(search['trials'])}/{search['fingerprint']['n_trials']} trials")
+        trials = [(t.get("state"), float(t["seconds"])) for t in search["trials"] if isinstance(t, dict) and t.get("seconds")]
+        described.append(f"{len(search['trials'])}/{search['fingerprint']['n_trials']} trials")
     except (OSError, ValueError, KeyError, TypeError):
         pass
     state = training_state_path(settings, job)
+    phases = _finished_phase_seconds(progress_path(state))
     if progress_path(state).is_file():
-        kept.append("a finished training phase")
+        described.append("a finished training phase")
     if state.is_file():
-        kept.append("training state")
-    return ", ".join(kept)
+        described.append("training state")
+    return KeptWork(trials, sum(seconds for _, seconds in trials) + phases, ", ".join(described))
+
+
+def _finished_phase_seconds(path: Path) -> float:
+    """The seconds of the training phases a stopped job finished and kept in its durable progress
+    file (DeepSynergy's selection run: an hour or more that its next run skips); 0.0 without one."""
+    if not path.is_file():
+        return 0.0
+    import torch
+
+    try:
+        phases = torch.load(path, map_location="cpu", weights_only=True)["phases"]
+        return sum(float(phase.get("seconds") or 0.0) for phase in phases.values() if isinstance(phase, dict))
+    except Exception:  # damaged: the run ignores it too, and starts the phase afresh
+        return 0.0  # (a stale fingerprint is not checked here: the run's own data and code make it)
 
 
 EXECUTORS = ("inline", "process", "ray")

@@ -306,6 +306,7 @@ def test_plan_status_adds_the_search_its_settings_unfinished_jobs_timed_to_an_un
     assert "~" in row and "+ search" not in row and "fold 0: 2/4 trials" in row
     assert "at least" not in res.stdout
     assert "(less 1 min of work that the trials and training phases kept by 1 of them already did)" in res.stdout
+    assert "2 with their search added from the trials their settings' unfinished jobs kept" in res.stdout
     # a finished training phase kept in the durable progress file (DeepSynergy's selection run) is
     # work done too: fold 1's next run skips it
     import torch
@@ -317,7 +318,6 @@ def test_plan_status_adds_the_search_its_settings_unfinished_jobs_timed_to_an_un
     assert status["est_remaining_seconds"].tolist() == pytest.approx([estimate - 40.0, estimate - 25.0])
     runner.progress_path(state).write_bytes(b"not a torch file")  # damaged: the run ignores it, so does the estimate
     assert runner.plan_status(searched, store)["est_remaining_seconds"].iloc[1] == pytest.approx(estimate)
-    assert "2 with their search added from the trials their settings' unfinished jobs kept" in res.stdout
 
 
 def test_plan_status_estimates_other_seeds_from_stored_folds_with_their_resumed_work(tmp_path):
