@@ -398,8 +398,11 @@ def _print_plan_status(plan, out_dir: Path) -> None:
     n = status["status"].value_counts()
     pending_estimates = status.loc[status["status"] == "pending", "est_remaining_seconds"]
     total, unknown = pending_estimates.sum(), int(pending_estimates.isna().sum())  # sum() skips NaN
+    # a locked job's estimate less what it kept so far: how long until the other runs are done
+    locked_left = status.loc[status["status"] == "locked", "est_remaining_seconds"].sum(min_count=1)
+    computing = f"; about {_duration(locked_left)} of it left by the estimate" if locked_left > 0 else ""  # NaN: unknown
     summary = [f"{len(status)} jobs planned: {n.get('done', 0)} done, {n.get('locked', 0)} locked (another run is computing "
-               f"them), {n.get('pending', 0)} pending"]
+               f"them{computing}), {n.get('pending', 0)} pending"]
     stale = int(status["stale_lock"].sum()) if len(status) else 0
     if stale:
         summary.append(f"{stale} of the pending jobs have a lock file no process holds (left by a run killed with SIGKILL "

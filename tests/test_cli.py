@@ -318,6 +318,16 @@ def test_plan_status_adds_the_search_its_settings_unfinished_jobs_timed_to_an_un
     assert status["est_remaining_seconds"].tolist() == pytest.approx([estimate - 40.0, estimate - 25.0])
     runner.progress_path(state).write_bytes(b"not a torch file")  # damaged: the run ignores it, so does the estimate
     assert runner.plan_status(searched, store)["est_remaining_seconds"].iloc[1] == pytest.approx(estimate)
+    # a job another run is computing is not pending, but what its estimate leaves (less the trials it
+    # kept so far) is how long until that run is done
+    with store.claim(searched[0].job_id):
+        res = _cli("run", "-d", "mock", "-m", "lasso", "-t", "score", "--profile", "smoke", "--folds", "0,1",
+                   "--trials", "4", "--out", str(store.root), "--dry-run")
+    assert res.returncode == 0, res.stderr
+    from synbench.cli import _duration
+
+    assert f"1 locked (another run is computing them; about {_duration(estimate - 40.0)} of it left by the estimate)" in res.stdout
+    assert "estimated compute for the pending jobs: " + _duration(estimate) in res.stdout  # fold 1 alone
 
 
 def test_plan_status_estimates_other_seeds_from_stored_folds_with_their_resumed_work(tmp_path):
