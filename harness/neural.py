@@ -388,7 +388,17 @@ class TrainingState:
         self._phases: dict = {**self._durable, **self._read(self.path)}
 
     def _read(self, path) -> dict:
-        return saved_phases(path, self.fingerprint)  # damaged or foreign: start afresh (replaced on the first save)
+        if not path.is_file():
+            return {}
+        import torch
+
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # damaged or foreign: start afresh (the file is replaced on the first save)
+            return {}
+        if isinstance(saved, dict) and saved.get("fingerprint") == self.fingerprint:
+            return dict(saved.get("phases", {}))
+        return {}
 
     @classmethod
     def of(cls, model, fingerprint: dict) -> "TrainingState | None":
@@ -425,26 +435,6 @@ class TrainingState:
                 torch.save({"fingerprint": self.fingerprint, "phases": phases}, fh)
 
         atomic_write(path, write)
-
-
-def saved_phases(path, fingerprint: str | None = None) -> dict:
-    """The phases a :class:`TrainingState` saved in ``path`` (its state file or its durable
-    progress file): {} without the file or for a damaged one, and, given ``fingerprint``, for one
-    that other parameters, data or code wrote. Without it (the dry run's account of kept work) any
-    readable file's phases count."""
-    from pathlib import Path
-
-    if not Path(path).is_file():
-        return {}
-    import torch
-
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return {}
-    if isinstance(saved, dict) and (fingerprint is None or saved.get("fingerprint") == fingerprint):
-        return dict(saved.get("phases", {}))
-    return {}
 
 
 _MODEL_CODE: dict = {}

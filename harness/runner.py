@@ -32,7 +32,7 @@ from .data import Batch, SynergyData
 from .errors import ConfigError, SynbenchError
 from .features import featurize, parse_spec
 from .metrics import score_predictions
-from .neural import model_code, progress_path, saved_phases
+from .neural import model_code, progress_path
 from .registry import get_registry, suggest
 from .splits import (CROSS, EXTERNAL, check_scheme, check_splits, describe_coverage, entity_coverage,
                      fold_count, fold_groups, fold_ids, make_splits, with_cross, with_external)
@@ -1276,16 +1276,26 @@ def kept_work(store: Store, job: Job) -> KeptWork:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     state = training_state_path(settings, job)
-    # the finished phases of its durable progress file (DeepSynergy's selection run: an hour or more
-    # that its next run skips); a damaged file is ignored, as the run ignores it (a stale fingerprint
-    # is not checked here: the run's own data and code make it)
-    phases = [phase for phase in saved_phases(progress_path(state)).values() if isinstance(phase, dict)]
-    if phases:
+    phases = _finished_phase_seconds(progress_path(state))
+    if progress_path(state).is_file():
         described.append("a finished training phase")
     if state.is_file():
         described.append("training state")
-    phase_seconds = sum(float(phase.get("seconds") or 0.0) for phase in phases)
-    return KeptWork(trials, sum(seconds for _, seconds in trials) + phase_seconds, ", ".join(described))
+    return KeptWork(trials, sum(seconds for _, seconds in trials) + phases, ", ".join(described))
+
+
+def _finished_phase_seconds(path: Path) -> float:
+    """The seconds of the training phases a stopped job finished and kept in its durable progress
+    file (DeepSynergy's selection run: an hour or more that its next run skips); 0.0 without one."""
+    if not path.is_file():
+        return 0.0
+    import torch
+
+    try:
+        phases = torch.load(path, map_location="cpu", weights_only=True)["phases"]
+        return sum(float(phase.get("seconds") or 0.0) for phase in phases.values() if isinstance(phase, dict))
+    except Exception:  # damaged: the run ignores it too, and starts the phase afresh
+        return 0.0  # (a stale fingerprint is not checked here: the run's own data and code make it)
 
 
 EXECUTORS = ("inline", "process", "ray")
