@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -37,6 +38,8 @@ from .registry import get_registry, suggest
 from .splits import (CROSS, EXTERNAL, check_scheme, check_splits, describe_coverage, entity_coverage,
                      fold_count, fold_groups, fold_ids, make_splits, with_cross, with_external)
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 SELECTION_METRIC = {"regression": ("mse", False), "classification": ("roc_auc", True)}
 # the search's pruner: keep a trial unless it is in the worst quarter at a step. Revision 1 (records
@@ -603,6 +606,10 @@ class SearchProgress:
                     if not self._well_formed(entry):
                         break
                     self.trials.append(entry)
+            elif isinstance(saved, dict) and isinstance(saved.get("trials"), list) and saved["trials"]:
+                # hours of trials may go: say so where the run's output goes, not only in the dry run
+                log.warning(f"the {len(saved['trials'])} search trials kept in {self.path.name} are not reused, as "
+                            f"{_fingerprint_change(saved.get('fingerprint'), self.fingerprint)} changed: the search starts afresh")
         self._replaying = True
 
     def _well_formed(self, entry) -> bool:
@@ -635,6 +642,23 @@ class SearchProgress:
 
         text = json.dumps({"fingerprint": self.fingerprint, "trials": self.trials})
         atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
+
+
+_FINGERPRINT_WORDS = {"code": "the code of the model or of the harness's training modules", "data": "the search's rows or labels", "params": "the model's fixed parameters",
+                      "optuna": "optuna's version", "space": "the search space", "n_trials": "the trial budget",
+                      "seed": "the seed", "metric": "the metric", "pruner": "the pruner's settings"}
+
+
+def _fingerprint_change(kept, now: dict) -> str:
+    """What differs between a kept search's fingerprint and a run's, in words (code digests shown)."""
+    if not isinstance(kept, dict):
+        return "its fingerprint"
+    words, keys = [], set(kept) | set(now)
+    for key in [k for k in _FINGERPRINT_WORDS if k in keys] + sorted(keys - set(_FINGERPRINT_WORDS)):
+        if kept.get(key) != now.get(key):
+            word = _FINGERPRINT_WORDS.get(key, key)
+            words.append(f"{word} (digest {kept.get(key)} then, {now.get(key)} now)" if key == "code" else word)
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words) or "its fingerprint"
 
 
 def _rows_digest(*batches: Batch) -> str:
@@ -1228,8 +1252,11 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
         rows.append({"dataset": job.dataset, "target": job.target, "model": job.model,
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,
                      "est_seconds": estimate, "est_basis": basis,
-                     # its own kept trials and finished phases are work already done; never below nothing
-                     "est_remaining_seconds": max(estimate - work.seconds, 0.0) if state != "done" else 0.0,
+                     # its own kept trials and finished phases are work already done (for a pending job,
+                     # unless other code did it: its next run starts afresh); never below nothing
+                     "est_remaining_seconds": max(estimate - work.seconds + (work.foreign_seconds if state == "pending" else 0.0), 0.0)
+                     if state != "done" else 0.0,
+                     "foreign_seconds": work.foreign_seconds if state == "pending" else 0.0,
                      "job_id": job.job_id, "kept": work.description if state != "done" else ""})
     return pd.DataFrame(rows)
 
@@ -1259,6 +1286,7 @@ class KeptWork(NamedTuple):
     trials: list[tuple[str, float]]  # (state, seconds) of its kept search trials that were timed
     seconds: float  # what its kept trials and finished training phases cost: work its next run skips
     description: str  # for the dry run: finished trials, a finished training phase, a training state ('' when nothing)
+    foreign_seconds: float = 0.0  # of ``seconds``, what other code computed: a run started from this checkout does it again
 
 
 NOTHING_KEPT = KeptWork([], 0.0, "")
@@ -1266,36 +1294,71 @@ NOTHING_KEPT = KeptWork([], 0.0, "")
 
 def kept_work(store: Store, job: Job) -> KeptWork:
     """What a stopped run of ``job`` left in the store for its next run: finished search trials, a
-    finished training phase (its durable progress file), a training state (this machine only)."""
+    finished training phase (its durable progress file), a training state (this machine only).
+
+    Kept work is reused only by the code that computed it (:func:`~synbench.neural.model_code`): an
+    edit of the model's module or of the training code it shares makes its next run start afresh,
+    so work stamped with another code digest than this checkout's is marked 'other code' and counted
+    in ``foreign_seconds``. (The data digest the run also checks needs the data: not compared here.)"""
     settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
-    trials, described = [], []
+    code = _checkout_code(job.model)
+    trials, described, foreign = [], [], 0.0
     try:
         search = json.loads(search_progress_path(settings, job).read_text())
         trials = [(t.get("state"), float(t["seconds"])) for t in search["trials"] if isinstance(t, dict) and t.get("seconds")]
-        described.append(f"{len(search['trials'])}/{search['fingerprint']['n_trials']} trials")
+        other = _other_code(search["fingerprint"], code)
+        described.append(f"{len(search['trials'])}/{search['fingerprint']['n_trials']} trials" + (" (other code)" if other else ""))
+        foreign += sum(seconds for _, seconds in trials) if other else 0.0
     except (OSError, ValueError, KeyError, TypeError):
         pass
     state = training_state_path(settings, job)
-    phases = _finished_phase_seconds(progress_path(state))
-    if progress_path(state).is_file():
-        described.append("a finished training phase")
+    phases, fingerprint = _finished_phases(progress_path(state))
+    if phases:
+        other = _other_code(fingerprint, code)
+        described.append("a finished training phase" + (" (other code)" if other else ""))
+        foreign += phases if other else 0.0
     if state.is_file():
         described.append("training state")
-    return KeptWork(trials, sum(seconds for _, seconds in trials) + phases, ", ".join(described))
+    return KeptWork(trials, sum(seconds for _, seconds in trials) + phases, ", ".join(described), foreign)
 
 
-def _finished_phase_seconds(path: Path) -> float:
+def _checkout_code(model_name: str) -> str | None:
+    """The code digest that a run of ``model_name`` started from this checkout stamps on the work it
+    keeps; None when the plugin cannot be loaded (nothing to compare)."""
+    try:
+        return model_code(get_registry().model(model_name)())
+    except Exception:
+        return None
+
+
+def _other_code(fingerprint, code: str | None) -> bool:
+    """Whether a kept file's fingerprint (a search's dict, a training state's JSON text) names another
+    code digest than ``code``."""
+    if isinstance(fingerprint, str):
+        try:
+            fingerprint = json.loads(fingerprint)
+        except ValueError:
+            return False
+    kept = fingerprint.get("code") if isinstance(fingerprint, dict) else None
+    return code is not None and kept is not None and kept != code
+
+
+def _finished_phases(path: Path) -> tuple[float, object]:
     """The seconds of the training phases a stopped job finished and kept in its durable progress
-    file (DeepSynergy's selection run: an hour or more that its next run skips); 0.0 without one."""
+    file (DeepSynergy's selection run: an hour or more that its next run skips), and the file's
+    fingerprint; (0.0, None) without one or for a damaged one, which the run ignores too. The file is
+    :class:`~synbench.neural.TrainingState`'s; read here, not through it, because the dry run has no
+    data to build the fingerprint the run would check."""
     if not path.is_file():
-        return 0.0
+        return 0.0, None
     import torch
 
     try:
-        phases = torch.load(path, map_location="cpu", weights_only=True)["phases"]
-        return sum(float(phase.get("seconds") or 0.0) for phase in phases.values() if isinstance(phase, dict))
-    except Exception:  # damaged: the run ignores it too, and starts the phase afresh
-        return 0.0  # (a stale fingerprint is not checked here: the run's own data and code make it)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        phases = [phase for phase in saved["phases"].values() if isinstance(phase, dict)]
+        return sum(float(phase.get("seconds") or 0.0) for phase in phases), saved.get("fingerprint")
+    except Exception:
+        return 0.0, None
 
 
 EXECUTORS = ("inline", "process", "ray")

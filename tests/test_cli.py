@@ -328,6 +328,28 @@ def test_plan_status_adds_the_search_its_settings_unfinished_jobs_timed_to_an_un
 
     assert f"1 locked (another run is computing them; about {_duration(estimate - 40.0)} of it left by the estimate)" in res.stdout
     assert "estimated compute for the pending jobs: " + _duration(estimate) in res.stdout  # fold 1 alone
+    # what other code kept (the model's module or the training code was edited since) is done again by
+    # the next run, which ignores it: marked, and left in the estimate
+    from synbench.neural import model_code
+    from synbench.registry import get_registry
+
+    kept["fingerprint"]["code"] = "0" * 16
+    runner.search_progress_path(runner.RunSettings(checkpoint_dir=str(store.jobs_dir)), searched[0]).write_text(json.dumps(kept))
+    torch.save({"fingerprint": json.dumps({"code": "0" * 16}), "phases": {"select-done": {"seconds": 25.0}}}, runner.progress_path(state))
+    status = runner.plan_status(searched, store)
+    assert status["est_remaining_seconds"].tolist() == pytest.approx([estimate, estimate])
+    assert status["foreign_seconds"].tolist() == pytest.approx([40.0, 25.0])
+    res = _cli("run", "-d", "mock", "-m", "lasso", "-t", "score", "--profile", "smoke", "--folds", "0,1", "--trials", "4",
+               "--out", str(store.root), "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "fold 0: 2/4 trials (other code); fold 1: a finished training phase (other code)" in res.stdout
+    assert f"2 of the pending jobs kept work ({_duration(65.0)}) that other code computed" in res.stdout
+    assert "already did" not in res.stdout
+    kept["fingerprint"]["code"] = model_code(get_registry().model("lasso")())  # this checkout's: its next run reuses them
+    runner.search_progress_path(runner.RunSettings(checkpoint_dir=str(store.jobs_dir)), searched[0]).write_text(json.dumps(kept))
+    status = runner.plan_status(searched, store)
+    assert status["est_remaining_seconds"].tolist() == pytest.approx([estimate - 40.0, estimate])
+    assert status["kept"].iloc[0] == "2/4 trials"
 
 
 def test_plan_status_estimates_other_seeds_from_stored_folds_with_their_resumed_work(tmp_path):

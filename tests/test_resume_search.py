@@ -142,3 +142,30 @@ def test_a_stored_job_leaves_no_kept_progress_behind(tmp_path):
     stale.write_text("{}")
     assert runner.execute(job, store, runner.RunSettings(isolate=False)) is None
     assert not stale.exists()
+
+
+def test_a_search_that_cannot_reuse_its_kept_trials_says_why(tmp_path, caplog):
+    """Hours of kept trials go when the model's code is edited (it is part of their fingerprint): the
+    run's output says which part of the fingerprint changed, so the loss is seen when it happens."""
+    path = tmp_path / ".search-job.json"
+    with pytest.raises(Stop):
+        _search(_model(stop_at=4), path, n_trials=8)
+    with caplog.at_level("WARNING", logger="synbench.runner"):
+        _search(_model(), path)
+    assert "the 4 search trials kept in .search-job.json are not reused, as the trial budget changed" in caplog.text
+    caplog.clear()
+    saved = json.loads(path.read_text())
+    assert len(saved["trials"]) == 9
+    now, saved["fingerprint"]["code"] = saved["fingerprint"]["code"], "0" * 16
+    path.write_text(json.dumps(saved))
+    with caplog.at_level("WARNING", logger="synbench.runner"):
+        model = _model()
+        _search(model, path)
+    assert len(type(model).fits) == 9
+    assert (f"the 9 search trials kept in .search-job.json are not reused, as the code of the model or of the harness's "
+            f"training modules (digest {'0' * 16} then, {now} now) changed: the search starts afresh") in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="synbench.runner"):
+        model = _model()
+        _search(model, path)  # its own trials again: replayed without a word
+    assert type(model).fits == [] and "not reused" not in caplog.text
