@@ -11,6 +11,10 @@
 #   benchmarks/streams.sh nice N [STREAM ...]  # every process of the streams to priority N (they start at 19)
 #   benchmarks/streams.sh status    # each stream's last progress line and the revision it runs
 #
+# `start` refuses code that would not reuse the stores' kept search trials or finished training
+# phases (another code digest: a model's module or the shared training code was edited since they
+# were computed); SYNBENCH_REDO_KEPT=1 starts anyway and does that work again.
+#
 # `start` runs each stream on a frozen copy of this checkout's package (pip --target into
 # $STREAMS_DIR/pkg-<commit>), so that editing the working tree never changes the code of a job in
 # flight. With two or more CPUs the neural stream is pinned to CPU 0 and the others to the rest
@@ -118,6 +122,21 @@ import synbench; (Path(synbench.__file__).parent / REVISION_FILE).write_text(sys
     if grep -q "generic kernels" <<< "$blas"; then
         preload=$(frozen blas --build-shim | sed -n 's/^built \([^;]*\);.*/\1/p')
         [ -n "$preload" ] || { echo "error: MKL runs its generic kernels here and the shim could not be built" >&2; exit 1; }
+    fi
+    # Kept work (search trials, a finished training phase) is reused only by the code that computed
+    # it: an edit of a model's module or of synbench.base, .neural, .features or .tabular throws it
+    # away. A start that would do hours of it again is refused unless asked for.
+    foreign=$(PYTHONPATH=$copy python -c 'import sys
+from synbench.runner import foreign_kept_work
+for jobs in sys.argv[1:]:
+    for name, seconds in foreign_kept_work(jobs):
+        print(f"  {jobs}/{name}: {seconds / 3600:.1f} h")' results/*/jobs) \
+        || { echo "error: the frozen copy could not check the stores' kept work" >&2; exit 1; }
+    if [ -n "$foreign" ] && [ -z "${SYNBENCH_REDO_KEPT:-}" ]; then
+        echo "error: $revision would not reuse this kept work, which other code computed:" >&2
+        echo "$foreign" >&2
+        echo "start from the commit that computed it, or set SYNBENCH_REDO_KEPT=1 to do that work again" >&2
+        exit 1
     fi
     for name in "${streams[@]}"; do
         log=$STREAMS_DIR/logs/$name.log

@@ -1322,6 +1322,31 @@ def kept_work(store: Store, job: Job) -> KeptWork:
     return KeptWork(trials, sum(seconds for _, seconds in trials) + phases, ", ".join(described), foreign)
 
 
+def foreign_kept_work(jobs_dir) -> list[tuple[str, float]]:
+    """(file name, seconds) of the kept search trials and finished training phases in a store's jobs
+    folder that a run from this checkout would not reuse, since other code computed them (their code
+    digest is not this checkout's): what a start of long runs on this code would do again."""
+    found = []
+    for path in sorted(Path(jobs_dir).glob(".search-*.json")):
+        try:
+            saved = json.loads(path.read_text())
+            fingerprint, seconds = saved["fingerprint"], sum(float(t.get("seconds") or 0.0) for t in saved["trials"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # damaged: nothing the run would reuse either
+        if _other_code(fingerprint, _checkout_code(_model_of(path.name[len(".search-"):-len(".json")]))):
+            found.append((path.name, seconds))
+    for path in sorted(Path(jobs_dir).glob(".progress-*.pt")):
+        seconds, fingerprint = _finished_phases(path)
+        if seconds and _other_code(fingerprint, _checkout_code(_model_of(path.name[len(".progress-"):-len(".pt")]))):
+            found.append((path.name, seconds))
+    return found
+
+
+def _model_of(job_id: str) -> str:
+    """The model name in a job id (``dataset.target.model.fN.digest``)."""
+    return job_id.rsplit(".", 2)[0].rsplit(".", 1)[-1]
+
+
 def _checkout_code(model_name: str) -> str | None:
     """The code digest that a run of ``model_name`` started from this checkout stamps on the work it
     keeps; None when the plugin cannot be loaded (nothing to compare)."""

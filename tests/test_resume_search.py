@@ -169,3 +169,31 @@ def test_a_search_that_cannot_reuse_its_kept_trials_says_why(tmp_path, caplog):
         model = _model()
         _search(model, path)  # its own trials again: replayed without a word
     assert type(model).fits == [] and "not reused" not in caplog.text
+
+
+def test_kept_work_this_code_would_not_reuse_is_listed_with_its_cost(tmp_path):
+    """``benchmarks/streams.sh start`` refuses code that would redo hours of the stores' kept work:
+    it asks for the kept trials and finished phases whose code digest is not this checkout's."""
+    import torch
+
+    from synbench.neural import model_code
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    this_code, other_code = model_code(get_registry().model("lasso")()), "0" * 16
+
+    def search(job_id, code, seconds):
+        kept = {"fingerprint": {"code": code, "n_trials": 12}, "trials": [{"seconds": s} for s in seconds]}
+        (jobs / f".search-{job_id}.json").write_text(json.dumps(kept))
+
+    def phase(job_id, code, seconds):
+        torch.save({"fingerprint": json.dumps({"code": code}), "phases": {"select-done": {"seconds": seconds}}},
+                   jobs / f".progress-{job_id}.pt")
+
+    search("mock.score.lasso.f0.aaaaaaaaaaaa", this_code, [10.0])  # this checkout's: reused
+    search("mock.score.lasso.f1.bbbbbbbbbbbb", other_code, [30.0, 20.0])
+    phase("mock.score.lasso.f2.cccccccccccc", other_code, 25.0)
+    phase("mock.score.lasso.f3.dddddddddddd", this_code, 5.0)
+    (jobs / ".search-mock.score.lasso.f4.eeeeeeeeeeee.json").write_text("{damaged")  # reused by nobody: not counted
+    assert runner.foreign_kept_work(jobs) == [(".search-mock.score.lasso.f1.bbbbbbbbbbbb.json", 50.0),
+                                              (".progress-mock.score.lasso.f2.cccccccccccc.pt", 25.0)]
