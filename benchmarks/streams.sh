@@ -13,7 +13,8 @@
 #
 # `start` refuses code that would not reuse the stores' kept search trials or finished training
 # phases (another code digest: a model's module or the shared training code was edited since they
-# were computed); SYNBENCH_REDO_KEPT=1 starts anyway and does that work again.
+# were computed; or trials proposed by another optuna version); SYNBENCH_REDO_KEPT=1 starts anyway
+# and does that work again.
 #
 # `start` runs each stream on a frozen copy of this checkout's package (pip --target into
 # $STREAMS_DIR/pkg-<commit>), so that editing the working tree never changes the code of a job in
@@ -129,11 +130,11 @@ import synbench; (Path(synbench.__file__).parent / REVISION_FILE).write_text(sys
     foreign=$(PYTHONPATH=$copy python -c 'import sys
 from synbench.runner import foreign_kept_work
 for jobs in sys.argv[1:]:
-    for name, seconds in foreign_kept_work(jobs):
-        print(f"  {jobs}/{name}: {seconds / 3600:.1f} h")' results/*/jobs) \
+    for name, seconds, why in foreign_kept_work(jobs):
+        print(f"  {jobs}/{name}: {seconds / 3600:.1f} h ({why})")' results/*/jobs) \
         || { echo "error: the frozen copy could not check the stores' kept work" >&2; exit 1; }
     if [ -n "$foreign" ] && [ -z "${SYNBENCH_REDO_KEPT:-}" ]; then
-        echo "error: $revision would not reuse this kept work, which other code computed:" >&2
+        echo "error: $revision would not reuse this kept work (other code or another optuna computed it):" >&2
         echo "$foreign" >&2
         echo "start from the commit that computed it, or set SYNBENCH_REDO_KEPT=1 to do that work again" >&2
         exit 1

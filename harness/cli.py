@@ -409,9 +409,9 @@ def _print_plan_status(plan, out_dir: Path) -> None:
                        f"or a machine that stopped); the next run takes them over")
     foreign = status.loc[status["status"] == "pending", "foreign_seconds"] if len(status) else None
     if foreign is not None and foreign.sum() > 0:  # a commit that edits a model's module or the training code costs its kept work: say so before the run
-        summary.append(f"{int((foreign > 0).sum())} of the pending jobs kept work ({_duration(foreign.sum())}) that other code "
-                       f"computed (marked 'other code': the model's module or the harness's training code changed since); "
-                       f"their next run does it again")
+        summary.append(f"{int((foreign > 0).sum())} of the pending jobs kept work ({_duration(foreign.sum())}) that this "
+                       f"checkout would not reuse (marked 'other code': the model's module or the harness's training code "
+                       f"changed since; 'optuna X': another optuna proposed those trials); their next run does it again")
     def pending_ending(detail: str) -> int:  # pending jobs whose estimate's basis ends with this detail
         return int(((status["status"] == "pending") & status["est_basis"].str.endswith(detail)).sum()) if len(status) else 0
 

@@ -1253,7 +1253,7 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
                      "featurizers": "+".join(job.featurizers), "fold": job.fold, "status": state, "stale_lock": stale,
                      "est_seconds": estimate, "est_basis": basis,
                      # its own kept trials and finished phases are work already done (for a pending job,
-                     # unless other code did it: its next run starts afresh); never below nothing
+                     # unless its next run will not reuse them: other code or optuna); never below nothing
                      "est_remaining_seconds": max(estimate - work.seconds + (work.foreign_seconds if state == "pending" else 0.0), 0.0)
                      if state != "done" else 0.0,
                      "foreign_seconds": work.foreign_seconds if state == "pending" else 0.0,
@@ -1286,7 +1286,7 @@ class KeptWork(NamedTuple):
     trials: list[tuple[str, float]]  # (state, seconds) of its kept search trials that were timed
     seconds: float  # what its kept trials and finished training phases cost: work its next run skips
     description: str  # for the dry run: finished trials, a finished training phase, a training state ('' when nothing)
-    foreign_seconds: float = 0.0  # of ``seconds``, what other code computed: a run started from this checkout does it again
+    foreign_seconds: float = 0.0  # of ``seconds``, what a run started from this checkout would not reuse (other code or optuna) and does again
 
 
 NOTHING_KEPT = KeptWork([], 0.0, "")
@@ -1296,36 +1296,37 @@ def kept_work(store: Store, job: Job) -> KeptWork:
     """What a stopped run of ``job`` left in the store for its next run: finished search trials, a
     finished training phase (its durable progress file), a training state (this machine only).
 
-    Kept work is reused only by the code that computed it (:func:`~synbench.neural.model_code`): an
-    edit of the model's module or of the training code it shares makes its next run start afresh,
-    so work stamped with another code digest than this checkout's is marked 'other code' and counted
-    in ``foreign_seconds``. (The data digest the run also checks needs the data: not compared here.)"""
+    Kept work is reused only by the code that computed it (:func:`~synbench.neural.model_code`), and
+    kept trials only under the optuna version that proposed them: work stamped with another code
+    digest than this checkout's is marked 'other code', trials of another optuna 'optuna X', and
+    counted in ``foreign_seconds``, since the next run does it again. (The data digest the run also
+    checks needs the data: not compared here.)"""
     settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
-    code = _checkout_code(job.model)
     trials, described, foreign = [], [], 0.0
     try:
         search = json.loads(search_progress_path(settings, job).read_text())
         trials = [(t.get("state"), float(t["seconds"])) for t in search["trials"] if isinstance(t, dict) and t.get("seconds")]
-        other = _other_code(search["fingerprint"], code)
-        described.append(f"{len(search['trials'])}/{search['fingerprint']['n_trials']} trials" + (" (other code)" if other else ""))
-        foreign += sum(seconds for _, seconds in trials) if other else 0.0
+        why = _not_reused(search["fingerprint"], job.model)
+        described.append(f"{len(search['trials'])}/{search['fingerprint']['n_trials']} trials" + (f" ({why})" if why else ""))
+        foreign += sum(seconds for _, seconds in trials) if why else 0.0
     except (OSError, ValueError, KeyError, TypeError):
         pass
     state = training_state_path(settings, job)
     phases, fingerprint = _finished_phases(progress_path(state))
     if phases:
-        other = _other_code(fingerprint, code)
-        described.append("a finished training phase" + (" (other code)" if other else ""))
-        foreign += phases if other else 0.0
+        why = _not_reused(fingerprint, job.model)
+        described.append("a finished training phase" + (f" ({why})" if why else ""))
+        foreign += phases if why else 0.0
     if state.is_file():
         described.append("training state")
     return KeptWork(trials, sum(seconds for _, seconds in trials) + phases, ", ".join(described), foreign)
 
 
-def foreign_kept_work(jobs_dir) -> list[tuple[str, float]]:
-    """(file name, seconds) of the kept search trials and finished training phases in a store's jobs
-    folder that a run from this checkout would not reuse, since other code computed them (their code
-    digest is not this checkout's): what a start of long runs on this code would do again."""
+def foreign_kept_work(jobs_dir) -> list[tuple[str, float, str]]:
+    """(file name, seconds, why) of the kept search trials and finished training phases in a store's
+    jobs folder that a run from this checkout would not reuse ('other code': their code digest is not
+    this checkout's; 'optuna X': trials proposed by another optuna): what a start of long runs here
+    would do again."""
     found = []
     for path in sorted(Path(jobs_dir).glob(".search-*.json")):
         try:
@@ -1333,12 +1334,12 @@ def foreign_kept_work(jobs_dir) -> list[tuple[str, float]]:
             fingerprint, seconds = saved["fingerprint"], sum(float(t.get("seconds") or 0.0) for t in saved["trials"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # damaged: nothing the run would reuse either
-        if _other_code(fingerprint, _checkout_code(_model_of(path.name[len(".search-"):-len(".json")]))):
-            found.append((path.name, seconds))
+        if why := _not_reused(fingerprint, _model_of(path.name[len(".search-"):-len(".json")])):
+            found.append((path.name, seconds, why))
     for path in sorted(Path(jobs_dir).glob(".progress-*.pt")):
         seconds, fingerprint = _finished_phases(path)
-        if seconds and _other_code(fingerprint, _checkout_code(_model_of(path.name[len(".progress-"):-len(".pt")]))):
-            found.append((path.name, seconds))
+        if seconds and (why := _not_reused(fingerprint, _model_of(path.name[len(".progress-"):-len(".pt")]))):
+            found.append((path.name, seconds, why))
     return found
 
 
@@ -1356,16 +1357,30 @@ def _checkout_code(model_name: str) -> str | None:
         return None
 
 
-def _other_code(fingerprint, code: str | None) -> bool:
-    """Whether a kept file's fingerprint (a search's dict, a training state's JSON text) names another
-    code digest than ``code``."""
+def _not_reused(fingerprint, model_name: str) -> str:
+    """Why a run of ``model_name`` from this checkout would not reuse a kept file, from its fingerprint
+    (a search's dict, a training state's JSON text): 'other code' for another code digest, 'optuna X'
+    for trials proposed by another optuna version; '' when neither (what it does not name is not
+    compared)."""
     if isinstance(fingerprint, str):
         try:
             fingerprint = json.loads(fingerprint)
         except ValueError:
-            return False
-    kept = fingerprint.get("code") if isinstance(fingerprint, dict) else None
-    return code is not None and kept is not None and kept != code
+            return ""
+    if not isinstance(fingerprint, dict):
+        return ""
+    code = _checkout_code(model_name)
+    if code is not None and fingerprint.get("code") not in (None, code):
+        return "other code"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("optuna")
+    except PackageNotFoundError:
+        installed = None
+    if installed is not None and fingerprint.get("optuna") not in (None, installed):
+        return f"optuna {fingerprint['optuna']}"
+    return ""
 
 
 def _finished_phases(path: Path) -> tuple[float, object]:

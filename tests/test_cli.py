@@ -343,7 +343,7 @@ def test_plan_status_adds_the_search_its_settings_unfinished_jobs_timed_to_an_un
                "--out", str(store.root), "--dry-run")
     assert res.returncode == 0, res.stderr
     assert "fold 0: 2/4 trials (other code); fold 1: a finished training phase (other code)" in res.stdout
-    assert f"2 of the pending jobs kept work ({_duration(65.0)}) that other code computed" in res.stdout
+    assert f"2 of the pending jobs kept work ({_duration(65.0)}) that this checkout would not reuse" in res.stdout
     assert "already did" not in res.stdout
     kept["fingerprint"]["code"] = model_code(get_registry().model("lasso")())  # this checkout's: its next run reuses them
     runner.search_progress_path(runner.RunSettings(checkpoint_dir=str(store.jobs_dir)), searched[0]).write_text(json.dumps(kept))

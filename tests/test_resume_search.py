@@ -174,6 +174,7 @@ def test_a_search_that_cannot_reuse_its_kept_trials_says_why(tmp_path, caplog):
 def test_kept_work_this_code_would_not_reuse_is_listed_with_its_cost(tmp_path):
     """``benchmarks/streams.sh start`` refuses code that would redo hours of the stores' kept work:
     it asks for the kept trials and finished phases whose code digest is not this checkout's."""
+    import optuna
     import torch
 
     from synbench.neural import model_code
@@ -195,5 +196,13 @@ def test_kept_work_this_code_would_not_reuse_is_listed_with_its_cost(tmp_path):
     phase("mock.score.lasso.f2.cccccccccccc", other_code, 25.0)
     phase("mock.score.lasso.f3.dddddddddddd", this_code, 5.0)
     (jobs / ".search-mock.score.lasso.f4.eeeeeeeeeeee.json").write_text("{damaged")  # reused by nobody: not counted
-    assert runner.foreign_kept_work(jobs) == [(".search-mock.score.lasso.f1.bbbbbbbbbbbb.json", 50.0),
-                                              (".progress-mock.score.lasso.f2.cccccccccccc.pt", 25.0)]
+    # trials another optuna proposed: the run's fingerprint names the version, so they are not replayed
+    kept = {"fingerprint": {"code": this_code, "optuna": "0.0.1", "n_trials": 12}, "trials": [{"seconds": 7.0}]}
+    (jobs / ".search-mock.score.lasso.f5.ffffffffffff.json").write_text(json.dumps(kept))
+    assert runner.foreign_kept_work(jobs) == [(".search-mock.score.lasso.f1.bbbbbbbbbbbb.json", 50.0, "other code"),
+                                              (".search-mock.score.lasso.f5.ffffffffffff.json", 7.0, "optuna 0.0.1"),
+                                              (".progress-mock.score.lasso.f2.cccccccccccc.pt", 25.0, "other code")]
+    kept["fingerprint"]["optuna"] = optuna.__version__
+    (jobs / ".search-mock.score.lasso.f5.ffffffffffff.json").write_text(json.dumps(kept))
+    assert [name for name, _, _ in runner.foreign_kept_work(jobs)] == [".search-mock.score.lasso.f1.bbbbbbbbbbbb.json",
+                                                                        ".progress-mock.score.lasso.f2.cccccccccccc.pt"]
