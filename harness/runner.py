@@ -1303,14 +1303,12 @@ def kept_work(store: Store, job: Job) -> KeptWork:
     checks needs the data: not compared here.)"""
     settings = RunSettings(checkpoint_dir=str(store.jobs_dir))
     trials, described, foreign = [], [], 0.0
-    try:
-        search = json.loads(search_progress_path(settings, job).read_text())
-        trials = [(t.get("state"), float(t["seconds"])) for t in search["trials"] if isinstance(t, dict) and t.get("seconds")]
-        why = _not_reused(search["fingerprint"], job.model)
-        described.append(f"{len(search['trials'])}/{search['fingerprint']['n_trials']} trials" + (f" ({why})" if why else ""))
+    search = _kept_search(search_progress_path(settings, job))
+    if search is not None:
+        trials, count, fingerprint = search
+        why = _not_reused(fingerprint, job.model)
+        described.append(f"{count}/{fingerprint.get('n_trials', '?')} trials" + (f" ({why})" if why else ""))
         foreign += sum(seconds for _, seconds in trials) if why else 0.0
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
     state = training_state_path(settings, job)
     phases, fingerprint = _finished_phases(progress_path(state))
     if phases:
@@ -1329,18 +1327,27 @@ def foreign_kept_work(jobs_dir) -> list[tuple[str, float, str]]:
     would do again."""
     found = []
     for path in sorted(Path(jobs_dir).glob(".search-*.json")):
-        try:
-            saved = json.loads(path.read_text())
-            fingerprint, seconds = saved["fingerprint"], sum(float(t.get("seconds") or 0.0) for t in saved["trials"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue  # damaged: nothing the run would reuse either
-        if why := _not_reused(fingerprint, _model_of(path.name[len(".search-"):-len(".json")])):
-            found.append((path.name, seconds, why))
+        search = _kept_search(path)  # a damaged one: nothing the run would reuse either
+        if search is not None and (why := _not_reused(search[2], _model_of(path.name[len(".search-"):-len(".json")]))):
+            found.append((path.name, sum(seconds for _, seconds in search[0]), why))
     for path in sorted(Path(jobs_dir).glob(".progress-*.pt")):
         seconds, fingerprint = _finished_phases(path)
         if seconds and (why := _not_reused(fingerprint, _model_of(path.name[len(".progress-"):-len(".pt")]))):
             found.append((path.name, seconds, why))
     return found
+
+
+def _kept_search(path: Path) -> tuple[list[tuple[str, float]], int, dict] | None:
+    """A search progress file's timed trials as (state, seconds), its trial count and its
+    fingerprint; None without the file or for a damaged one."""
+    try:
+        search = json.loads(Path(path).read_text())
+        trials = [(t.get("state"), float(t["seconds"])) for t in search["trials"] if isinstance(t, dict) and t.get("seconds")]
+        if not isinstance(search["fingerprint"], dict):
+            return None
+        return trials, len(search["trials"]), search["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _model_of(job_id: str) -> str:
