@@ -408,7 +408,8 @@ def _print_plan_status(plan, out_dir: Path) -> None:
         summary.append(f"{stale} of the pending jobs have a lock file no process holds (left by a run killed with SIGKILL "
                        f"or a machine that stopped); the next run takes them over")
     foreign = status.loc[status["status"] == "pending", "foreign_seconds"] if len(status) else None
-    if foreign is not None and foreign.sum() > 0:  # a commit that edits a model's module or the training code costs its kept work: say so before the run
+    # an edit of a model's module or of the training code costs the kept work: said before the run
+    if foreign is not None and foreign.sum() > 0:
         summary.append(f"{int((foreign > 0).sum())} of the pending jobs kept work ({_duration(foreign.sum())}) that this "
                        f"checkout would not reuse (marked 'other code': the model's module or the harness's training code "
                        f"changed since; 'optuna X': another optuna proposed those trials); their next run does it again")

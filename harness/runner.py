@@ -644,8 +644,8 @@ class SearchProgress:
         atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
 
 
-_FINGERPRINT_WORDS = {"code": "the code of the model or of the harness's training modules", "data": "the search's rows or labels", "params": "the model's fixed parameters",
-                      "optuna": "optuna's version", "space": "the search space", "n_trials": "the trial budget",
+_FINGERPRINT_WORDS = {"code": "the code of the model or of the harness's training modules",
+                      "data": "the search's rows or labels", "params": "the model's fixed parameters", "optuna": "optuna's version", "space": "the search space", "n_trials": "the trial budget",
                       "seed": "the seed", "metric": "the metric", "pruner": "the pruner's settings"}
 
 
@@ -1254,8 +1254,8 @@ def plan_status(jobs: list[Job], store: Store | None) -> pd.DataFrame:
                      "est_seconds": estimate, "est_basis": basis,
                      # its own kept trials and finished phases are work already done (for a pending job,
                      # unless its next run will not reuse them: other code or optuna); never below nothing
-                     "est_remaining_seconds": max(estimate - work.seconds + (work.foreign_seconds if state == "pending" else 0.0), 0.0)
-                     if state != "done" else 0.0,
+                     "est_remaining_seconds": (max(estimate - work.seconds + (work.foreign_seconds if state == "pending" else 0.0),
+                                                   0.0) if state != "done" else 0.0),
                      "foreign_seconds": work.foreign_seconds if state == "pending" else 0.0,
                      "job_id": job.job_id, "kept": work.description if state != "done" else ""})
     return pd.DataFrame(rows)
@@ -1286,7 +1286,7 @@ class KeptWork(NamedTuple):
     trials: list[tuple[str, float]]  # (state, seconds) of its kept search trials that were timed
     seconds: float  # what its kept trials and finished training phases cost: work its next run skips
     description: str  # for the dry run: finished trials, a finished training phase, a training state ('' when nothing)
-    foreign_seconds: float = 0.0  # of ``seconds``, what a run started from this checkout would not reuse (other code or optuna) and does again
+    foreign_seconds: float = 0.0  # of ``seconds``, what a run from this checkout would not reuse (other code, optuna)
 
 
 NOTHING_KEPT = KeptWork([], 0.0, "")
@@ -1394,8 +1394,8 @@ def _finished_phases(path: Path) -> tuple[float, object]:
     """The seconds of the training phases a stopped job finished and kept in its durable progress
     file (DeepSynergy's selection run: an hour or more that its next run skips), and the file's
     fingerprint; (0.0, None) without one or for a damaged one, which the run ignores too. The file is
-    :class:`~synbench.neural.TrainingState`'s; read here, not through it, because the dry run has no
-    data to build the fingerprint the run would check."""
+    :class:`~synbench.neural.TrainingState`'s, read here with a load of its own: a reader shared with
+    it means editing ``synbench.neural``, whose code digest keys the kept work of the runs in flight."""
     if not path.is_file():
         return 0.0, None
     import torch
