@@ -645,7 +645,8 @@ class SearchProgress:
 
 
 _FINGERPRINT_WORDS = {"code": "the code of the model or of the harness's training modules",
-                      "data": "the search's rows or labels", "params": "the model's fixed parameters", "optuna": "optuna's version", "space": "the search space", "n_trials": "the trial budget",
+                      "data": "the search's rows or labels", "params": "the model's fixed parameters",
+                      "optuna": "optuna's version", "space": "the search space", "n_trials": "the trial budget",
                       "seed": "the seed", "metric": "the metric", "pruner": "the pruner's settings"}
 
 
